@@ -1,0 +1,35 @@
+"""tinygrad-fnn: a small reverse-mode autodiff engine over NumPy, and the one-hidden-layer
+network that it exists to explain."""
+
+from tinygrad_fnn.engine import (
+    AnomalyError,
+    Function,
+    ShapeError,
+    Tensor,
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    detect_anomaly,
+    enable_grad,
+    grad,
+    is_grad_enabled,
+    no_grad,
+)
+from tinygrad_fnn.gradcheck import GradcheckError, gradcheck
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AnomalyError",
+    "Function",
+    "GradcheckError",
+    "ShapeError",
+    "Tensor",
+    "binary_cross_entropy",
+    "binary_cross_entropy_with_logits",
+    "detect_anomaly",
+    "enable_grad",
+    "grad",
+    "gradcheck",
+    "is_grad_enabled",
+    "no_grad",
+]
