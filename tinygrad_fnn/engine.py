@@ -30,6 +30,7 @@ class AnomalyError(FloatingPointError):
 class _Mode(threading.local):
     grad_enabled = True
     anomaly = False
+    rule: str | None = None  # the derivative rule being run, for anomaly messages
 
 
 _mode = _Mode()
@@ -133,7 +134,8 @@ class Function:
             out._ctx = None
         if _mode.anomaly:
             self.parents = inputs
-            _check_finite(self, data, "output", "forward")
+            stage = "forward" if _mode.rule is None else f"backward (rule of {_mode.rule})"
+            _check_finite(self, data, "output", stage)
         return out
 
 
@@ -441,7 +443,14 @@ def _backprop(
             out = fn.out()
             if out is not None and (out._retains_grad or (wanted and out in wanted)):
                 _deliver(out, g, wanted)
-            input_grads = fn.backward(g)
+            if anomaly:
+                _mode.rule = fn.op
+                try:
+                    input_grads = fn.backward(g)
+                finally:
+                    _mode.rule = None
+            else:
+                input_grads = fn.backward(g)
             for t, tg in zip(fn.parents, input_grads):
                 if tg is None:
                     continue

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tinygrad_fnn.engine import Tensor, grad, no_grad
+from tinygrad_fnn.engine import Tensor, grad
 
 
 class GradcheckError(AssertionError):
@@ -42,15 +42,14 @@ def gradcheck(
     for position, (t, g) in enumerate(zip(checked, analytic)):
         numeric = np.zeros(t.shape)
         flat = t.data.reshape(-1)  # a view: writing to it perturbs the input in place
-        with no_grad():
-            for i in range(flat.size):
-                original = flat[i]
-                flat[i] = original + eps
-                up = scalar(fn(*inputs)).item()
-                flat[i] = original - eps
-                down = scalar(fn(*inputs)).item()
-                flat[i] = original
-                numeric.reshape(-1)[i] = (up - down) / (2 * eps)
+        for i in range(flat.size):
+            original = flat[i]
+            flat[i] = original + eps
+            up = scalar(fn(*inputs)).item()
+            flat[i] = original - eps
+            down = scalar(fn(*inputs)).item()
+            flat[i] = original
+            numeric.reshape(-1)[i] = (up - down) / (2 * eps)
         error = np.abs(g.data - numeric)
         excess = error - (atol + rtol * np.abs(numeric))
         worst = np.unravel_index(int(np.argmax(excess)), t.shape) if t.ndim else ()
@@ -58,7 +57,7 @@ def gradcheck(
             label = t.name or f"input {position}"
             raise GradcheckError(
                 f"gradcheck: {label} {t.shape}, element {tuple(int(i) for i in worst)}: "
-                f"engine {g.data[worst]!r}, finite differences {numeric[worst]!r}, "
-                f"difference {error[worst]!r} (allowed {atol} + {rtol}·|numeric|)"
+                f"engine {float(g.data[worst])!r}, finite differences {float(numeric[worst])!r}, "
+                f"difference {float(error[worst])!r} (allowed {atol} + {rtol}·|numeric|)"
             )
     return True

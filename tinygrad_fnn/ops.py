@@ -319,8 +319,8 @@ class BCEWithLogits(Function):
     def backward(self, g):
         z, y = self.parents
         dz, dy = self.needs_grad
-        scale = g / z.size
-        return ((z.sigmoid() - y) * scale if dz else None, -z * scale if dy else None)
+        n = z.size
+        return ((z.sigmoid() - y) / n * g if dz else None, -z / n * g if dy else None)
 
 
 def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
