@@ -1,0 +1,129 @@
+"""The engine's gradients held against the tutorial's hand-derived formulas, number by number."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from tinygrad_fnn import fnn, manual
+
+GRADIENTS = ("dW1", "db1", "dW2", "db2", "dZ1", "dZ2")
+
+
+@dataclass(frozen=True)
+class Difference:
+    """How far the engine's array is from the hand-derived one."""
+
+    max_abs: float  # largest |engine − manual|
+    relative: float  # ‖engine − manual‖ / ‖manual‖ (Frobenius norms; 0 when both are zero)
+    max_ulp: int  # largest distance in units in the last place between matching elements
+    identical: bool  # the same bits, element for element (np.array_equal)
+
+
+def ulp_distance(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """How many representable floats lie between matching elements of `a` and `b`."""
+    if a.dtype != b.dtype or a.dtype not in (np.float32, np.float64):
+        raise TypeError(f"ulp_distance needs two float32 or two float64 arrays, got {a.dtype}")
+    uint = np.uint64 if a.dtype == np.float64 else np.uint32
+    bits = a.dtype.itemsize * 8
+
+    def ordered(x: np.ndarray) -> np.ndarray:
+        # Map the bit patterns to integers that increase with the float value (+0 and -0 meet).
+        u = np.ascontiguousarray(x).view(uint).astype(np.uint64)
+        magnitude = (u & np.uint64((1 << (bits - 1)) - 1)).astype(np.int64)
+        return np.where(u >> np.uint64(bits - 1), -magnitude, magnitude)
+
+    return np.abs(ordered(a) - ordered(b))
+
+
+def difference(engine: np.ndarray, reference: np.ndarray) -> Difference:
+    """The four measures of `Difference` for two arrays of the same shape and dtype."""
+    if engine.shape != reference.shape:
+        raise ValueError(f"shapes differ: engine {engine.shape}, reference {reference.shape}")
+    delta = engine.astype(np.float64) - reference.astype(np.float64)
+    norm = float(np.linalg.norm(reference.astype(np.float64)))
+    gap = float(np.linalg.norm(delta))
+    return Difference(
+        max_abs=float(np.max(np.abs(delta), initial=0.0)),
+        relative=gap / norm if norm else gap,
+        max_ulp=int(np.max(ulp_distance(engine, reference), initial=0)),
+        identical=bool(np.array_equal(engine, reference)),
+    )
+
+
+@dataclass
+class Comparison:
+    """The result of `compare_gradients`: one `Difference` per gradient, and both sets."""
+
+    loss: str
+    m: int
+    dtype: np.dtype
+    differences: dict[str, Difference]
+    engine: dict[str, np.ndarray]
+    manual: dict[str, np.ndarray]
+
+    def __getitem__(self, name: str) -> Difference:
+        return self.differences[name]
+
+    def table(self) -> str:
+        """A Markdown table, one row per gradient."""
+        lines = [
+            f"loss={self.loss}, m={self.m}, dtype={self.dtype}",
+            "",
+            "| gradient | max abs diff | relative diff | max ULPs | bit-identical |",
+            "|---|--:|--:|--:|:-:|",
+        ]
+        for name, d in self.differences.items():
+            label = f"m·∂cost/∂{name[1:]} vs {name}" if name.startswith("dZ") else name
+            lines.append(
+                f"| {label} | {d.max_abs:.3g} | {d.relative:.3g} | {d.max_ulp} | "
+                f"{'yes' if d.identical else 'no'} |"
+            )
+        return "\n".join(lines)
+
+
+def engine_gradients(
+    X: np.ndarray, Y: np.ndarray, parameters: dict[str, np.ndarray], loss: str = "composed"
+) -> dict[str, np.ndarray]:
+    """The engine's gradients of the cost, with dZ1 and dZ2 scaled by m to match the tutorial."""
+    dtype = parameters["W1"].dtype
+    tensors = {k: fnn.as_tensor(v, dtype, k) for k, v in parameters.items()}
+    for t in tensors.values():
+        t.requires_grad = True
+    _, cache = fnn.forward_propagation(fnn.as_tensor(X, dtype), tensors)
+    for name in ("Z1", "Z2"):
+        cache[name].retain_grad()
+    fnn.cost_of(cache, fnn.as_tensor(Y, dtype, "Y"), loss).backward()
+    m = X.shape[1]
+    grads = {"d" + k: t.grad.data for k, t in tensors.items()}
+    # The tutorial's dZ is m times ∂cost/∂Z because its cost is a mean over m examples.
+    grads.update({"d" + k: m * cache[k].grad.data for k in ("Z1", "Z2")})
+    return grads
+
+
+def compare_gradients(
+    X: Any, Y: Any, parameters: dict[str, Any], loss: str = "composed"
+) -> Comparison:
+    """Run the engine and the hand-derived backpropagation on the same inputs and compare.
+
+    `parameters` holds W1, b1, W2, b2 as arrays or Tensors; their dtype sets the dtype of both
+    computations. With `loss="fused"` the engine's cost is `binary_cross_entropy_with_logits`;
+    with `"composed"` it is the tutorial's sigmoid-then-log formula.
+    """
+    arrays = {k: np.array(np.asarray(parameters[k])) for k in ("W1", "b1", "W2", "b2")}
+    dtype = arrays["W1"].dtype
+    X = np.asarray(X, dtype=dtype)
+    Y = np.asarray(Y, dtype=dtype)
+    _, cache = manual.forward_propagation(X, arrays)
+    reference = manual.backpropagation(X, Y, arrays, cache)
+    ours = engine_gradients(X, Y, arrays, loss)
+    return Comparison(
+        loss=loss,
+        m=X.shape[1],
+        dtype=dtype,
+        differences={k: difference(ours[k], reference[k]) for k in GRADIENTS},
+        engine={k: ours[k] for k in GRADIENTS},
+        manual={k: reference[k] for k in GRADIENTS},
+    )
