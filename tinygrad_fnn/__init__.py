@@ -1,6 +1,7 @@
 """tinygrad-fnn: a small reverse-mode autodiff engine over NumPy, and the one-hidden-layer
 network that it exists to explain."""
 
+from tinygrad_fnn.compare import compare_gradients
 from tinygrad_fnn.engine import (
     AnomalyError,
     Function,
@@ -25,6 +26,7 @@ __all__ = [
     "ShapeError",
     "Tensor",
     "binary_cross_entropy",
+    "compare_gradients",
     "binary_cross_entropy_with_logits",
     "detect_anomaly",
     "enable_grad",

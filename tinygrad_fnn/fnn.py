@@ -113,12 +113,13 @@ def train(
     parameters: dict[str, Tensor],
     epochs: int = 2000,
     learning_rate: float = 0.5,
-    loss: str = "composed",
+    loss: str = "fused",
     print_every: int | None = 100,
     log: Callable[[str], None] = print,
+    callback: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Full-batch gradient descent, printing the cost every `print_every` epochs as the tutorial
-    does; returns the cost before each epoch's update."""
+    does; returns the cost before each epoch's update. `callback(epoch, cost)` runs each epoch."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     dtype = parameters["W1"].dtype
@@ -130,6 +131,8 @@ def train(
         costs.append(cost)
         if print_every and epoch % print_every == 0:
             log(f"Epoch {epoch}, Cost: {cost:.6f}")
+        if callback is not None:
+            callback(epoch, cost)
     return costs
 
 

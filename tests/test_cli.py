@@ -1,0 +1,171 @@
+"""The command line and the example scripts, run as a user would run them."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinygrad_fnn import datasets, fnn
+from tinygrad_fnn.cli import main
+from tinygrad_fnn.persist import ParameterFileError, load_parameters, save_parameters
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_cli(*args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "tinygrad_fnn", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def test_train_prints_costs_and_accuracy_and_saves_and_plots(tmp_path, capsys):
+    save, plot = tmp_path / "p.npz", tmp_path / "moons.png"
+    code = main(
+        ["train", "--data", "moons", "--epochs", "300", "--save", str(save)] + ["--plot", str(plot)]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Epoch 0, Cost: 0.69" in out and "Epoch 200, Cost:" in out
+    assert "train accuracy:" in out and "test accuracy:" in out
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    saved = load_parameters(save)
+    assert saved["W1"].shape == (16, 2) and saved["dataset"] == "moons"
+
+
+def test_train_in_float32_with_the_composed_loss(capsys):
+    assert (
+        main(
+            [
+                "train",
+                "--data",
+                "xor",
+                "--epochs",
+                "200",
+                "--dtype",
+                "float32",
+                "--loss",
+                "composed",
+            ]
+        )
+        == 0
+    )
+    assert "dtype=float32" in capsys.readouterr().out
+
+
+def test_predict_with_a_saved_file_and_a_csv(tmp_path, capsys):
+    save = tmp_path / "bc.npz"
+    assert main(["train", "--epochs", "300", "--save", str(save)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(save)]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("breast_cancer: accuracy ")
+    assert float(line.split("accuracy ")[1].split("%")[0]) > 95
+    X, _, _ = datasets.load_breast_cancer()
+    csv = tmp_path / "rows.csv"
+    np.savetxt(csv, X[:, :3].T, delimiter=",")
+    assert main(["predict", str(save), "--csv", str(csv)]) == 0
+    rows = capsys.readouterr().out.split("\n")
+    assert len([r for r in rows if r]) == 3 and rows[0].split()[0] in {"0", "1"}
+
+
+def test_compare_prints_both_tables(capsys):
+    assert main(["compare", "--batch", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "loss=composed" in out and "loss=fused" in out
+    fused = out.split("loss=fused")[1]
+    assert fused.count("| yes |") == 6
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["train", "--epochs", "-3"], "--epochs: must be a positive whole number"),
+        (["train", "--data", "iris"], "invalid choice: 'iris'"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+        ([], "the following arguments are required"),
+        (["predict", "missing.npz"], "missing.npz: no such file"),
+    ],
+)
+def test_cli_mistakes_are_one_line_with_exit_code_2(args, message, tmp_path):
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tinygrad-fnn: error:") and message in lines[0]
+
+
+def test_corrupt_and_mismatched_files_are_one_line_errors(tmp_path):
+    corrupt = tmp_path / "corrupt.npz"
+    corrupt.write_bytes(b"PK\x03\x04 not really a zip")
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, W1=np.array([object()], dtype=object))
+    params = {k: p.data for k, p in fnn.initialize_parameters(3, 4).items()}
+    mismatched = tmp_path / "mismatched.npz"
+    save_parameters(
+        mismatched, {**params, "W2": np.zeros((1, 5))}, np.zeros((3, 1)), np.ones((3, 1)), "xor"
+    )
+    for path, message in [
+        (corrupt, "not an .npz archive"),
+        (pickled, "not a readable .npz parameters file"),
+        (mismatched, "W2 has shape (1, 5), but W1 (4, 3) implies (1, 4)"),
+    ]:
+        result = run_cli("predict", str(path))
+        assert result.returncode == 2, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1 and message in result.stderr
+        with pytest.raises(ParameterFileError):
+            load_parameters(path)
+
+
+def test_saving_never_leaves_a_half_written_file(tmp_path, monkeypatch):
+    target = tmp_path / "params.npz"
+    params = {k: p.data for k, p in fnn.initialize_parameters(3, 4).items()}
+    save_parameters(target, params, np.zeros((3, 1)), np.ones((3, 1)), "xor")
+    good = target.read_bytes()
+
+    def explode(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", explode)
+    with pytest.raises(OSError, match="disk full"):
+        save_parameters(target, params, np.zeros((3, 1)), np.ones((3, 1)), "xor")
+    assert target.read_bytes() == good
+    assert [p.name for p in tmp_path.iterdir()] == ["params.npz"]
+
+
+def test_console_script_is_installed():
+    result = subprocess.run(
+        [Path(sys.executable).with_name("tinygrad-fnn"), "--help"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and "train" in result.stdout and "demo" in result.stdout
+
+
+# ----- the examples, each with fewer epochs
+
+
+@pytest.mark.parametrize(
+    "script, args, expected",
+    [
+        ("xor.py", ["--epochs", "1500"], "accuracy: 100%"),
+        ("two_moons.py", ["--epochs", "300", "--out", "m.png"], "decision boundary written"),
+        ("breast_cancer.py", ["--epochs", "300"], "test accuracy:"),
+        ("manual_vs_autodiff.py", [], "bit-identical to the formula: True"),
+    ],
+)
+def test_examples_run(script, args, expected, tmp_path):
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    assert expected in result.stdout
+    if script == "two_moons.py":
+        assert (tmp_path / "m.png").stat().st_size > 10_000

@@ -1,0 +1,5 @@
+import sys
+
+from tinygrad_fnn.cli import main
+
+sys.exit(main())

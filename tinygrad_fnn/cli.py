@@ -1,0 +1,268 @@
+"""The `tinygrad-fnn` command: train, compare, predict, graph, bench and the demo."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from tinygrad_fnn import datasets, fnn
+from tinygrad_fnn.compare import compare_gradients
+from tinygrad_fnn.persist import ParameterFileError, load_parameters, save_parameters
+
+# Settings that train each data set well with plain gradient descent: hidden size, epochs, lr.
+DEFAULTS = {
+    "breast_cancer": (16, 2000, 0.1),
+    "xor": (8, 2000, 1.0),
+    "moons": (16, 2000, 1.0),
+    "circles": (16, 2000, 1.0),
+    "spirals": (64, 10000, 3.0),
+}
+
+
+class CliError(Exception):
+    """A mistake in how the command was called: printed as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one line, no usage dump
+        raise CliError(f"{message} (see '{self.prog} --help')")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _add_data_options(p: argparse.ArgumentParser, hidden_default: int | None = None) -> None:
+    p.add_argument("--data", choices=datasets.NAMES, default="breast_cancer", help="data set")
+    p.add_argument(
+        "--hidden",
+        type=_positive_int,
+        default=hidden_default,
+        help="hidden units (default: per data set)",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed for data, split and weights")
+    p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
+    p.add_argument("--m", type=_positive_int, help="examples to generate (generated sets only)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="tinygrad-fnn", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    train = sub.add_parser("train", help="train the network and report accuracy")
+    _add_data_options(train)
+    train.add_argument("--epochs", type=_positive_int, help="default: per data set")
+    train.add_argument("--lr", type=_positive_float, help="learning rate (default: per data set)")
+    train.add_argument(
+        "--loss",
+        choices=fnn.LOSSES,
+        default="fused",
+        help="fused: stable cost from the logits (default); composed: the tutorial's "
+        "sigmoid-then-log, which turns to nan once a prediction rounds to exactly 0 or 1",
+    )
+    train.add_argument("--print-every", type=_positive_int, default=100)
+    train.add_argument("--save", type=Path, help="write the trained parameters to this .npz")
+    train.add_argument("--plot", type=Path, help="write the cost curve (and boundary) as PNG")
+
+    compare = sub.add_parser("compare", help="engine gradients vs the hand-derived formulas")
+    _add_data_options(compare)
+    compare.add_argument("--loss", choices=(*fnn.LOSSES, "both"), default="both")
+    compare.add_argument(
+        "--batch", type=_positive_int, default=256, help="examples to use (default 256)"
+    )
+
+    predict = sub.add_parser("predict", help="classify with a saved parameters file")
+    predict.add_argument("params", type=Path, help="a file written by 'train --save'")
+    predict.add_argument("--csv", type=Path, help="rows of raw features to classify")
+    predict.add_argument("--seed", type=int, default=0, help="seed of a generated data set")
+
+    demo = sub.add_parser("demo", help="train on breast cancer, compare gradients, draw graphs")
+    demo.add_argument("--out", type=Path, default=Path("demo-output"), help="pictures go here")
+    demo.add_argument("--epochs", type=_positive_int, default=2000)
+
+    return parser
+
+
+def _dataset(args: argparse.Namespace) -> datasets.Dataset:
+    return datasets.load(args.data, m=args.m, seed=args.seed, dtype=np.dtype(args.dtype).type)
+
+
+def _progress(epochs: int):
+    """A progress bar on stderr for long runs at a terminal; None otherwise."""
+    if epochs < 5000 or not sys.stderr.isatty():
+        return None
+    step = max(1, epochs // 100)
+
+    def show(epoch: int, cost: float) -> None:
+        if epoch % step == 0 or epoch == epochs - 1:
+            done = (epoch + 1) / epochs
+            bar = "#" * int(done * 30)
+            end = "\n" if epoch == epochs - 1 else ""
+            print(f"\r[{bar:<30}] {done:4.0%} epoch {epoch + 1}/{epochs}", end=end, file=sys.stderr)
+
+    return show
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    hidden, epochs, lr = DEFAULTS[args.data]
+    hidden, epochs, lr = args.hidden or hidden, args.epochs or epochs, args.lr or lr
+    ds = _dataset(args)
+    params = fnn.initialize_parameters(ds.n_x, hidden, seed=args.seed, dtype=args.dtype)
+    print(
+        f"{args.data}: n_x={ds.n_x}, m={ds.X_train.shape[1]} train / {ds.X_test.shape[1]} test, "
+        f"hidden={hidden}, epochs={epochs}, lr={lr}, loss={args.loss}, dtype={args.dtype}"
+    )
+    start = time.perf_counter()
+    costs = fnn.train(
+        ds.X_train,
+        ds.Y_train,
+        params,
+        epochs,
+        lr,
+        args.loss,
+        print_every=args.print_every,
+        callback=_progress(epochs),
+    )
+    seconds = time.perf_counter() - start
+    _report_accuracy(ds, params, seconds)
+    if args.save:
+        save_parameters(args.save, params, ds.mean, ds.std, args.data)
+        print(f"parameters written to {args.save}")
+    if args.plot:
+        _plot(args.plot, costs, ds, params)
+    return 0
+
+
+def _report_accuracy(ds: datasets.Dataset, params, seconds: float) -> None:
+    train_acc = fnn.accuracy(ds.X_train, ds.Y_train, params)
+    print(f"trained in {seconds:.2f} s")
+    print(f"train accuracy: {train_acc:.1%} ({ds.X_train.shape[1]} examples)")
+    if ds.X_test.shape[1]:
+        test_acc = fnn.accuracy(ds.X_test, ds.Y_test, params)
+        print(f"test accuracy:  {test_acc:.1%} ({ds.X_test.shape[1]} examples)")
+
+
+def _plot(path: Path, costs, ds: datasets.Dataset, params) -> None:
+    from tinygrad_fnn.plots import plot_training
+
+    plot_training(
+        path,
+        costs,
+        title=f"({ds.name})",
+        X=ds.X_train,
+        Y=ds.Y_train,
+        predict_proba=lambda X: fnn.predict_proba(X, params),
+    )
+    print(f"plot written to {path}")
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    ds = _dataset(args)
+    hidden = args.hidden or DEFAULTS[args.data][0]
+    m = min(args.batch, ds.X_train.shape[1])
+    X, Y = ds.X_train[:, :m], ds.Y_train[:, :m]
+    params = fnn.initialize_parameters(ds.n_x, hidden, seed=args.seed, dtype=args.dtype)
+    losses = fnn.LOSSES if args.loss == "both" else (args.loss,)
+    for loss in losses:
+        print(compare_gradients(X, Y, params, loss).table())
+        print()
+    if m & (m - 1):
+        print(f"note: m={m} is not a power of two, so (1/m)·x and x/m can round differently.")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    saved = load_parameters(args.params)
+    n_x = saved["W1"].shape[1]
+    if args.csv:
+        try:
+            raw = np.loadtxt(args.csv, delimiter=",", ndmin=2)
+        except (OSError, ValueError) as e:
+            raise CliError(f"{args.csv}: cannot read numbers from it ({e})") from None
+        if raw.shape[1] != n_x:
+            raise CliError(f"{args.csv}: rows have {raw.shape[1]} values; the network takes {n_x}")
+        X, Y = raw.T, None
+    else:
+        X, Y = _raw_data(saved["dataset"], args.seed)
+    X = datasets.standardize(X, saved["mean"], saved["std"]).astype(saved["W1"].dtype)
+    params = {k: fnn.as_tensor(saved[k], saved["W1"].dtype, k) for k in ("W1", "b1", "W2", "b2")}
+    probs = fnn.predict_proba(X, params).ravel()
+    if Y is None:
+        for p in probs:
+            print(f"{int(p > 0.5)} {p:.4f}")
+    else:
+        acc = float(np.mean((probs > 0.5) == Y.ravel()))
+        print(f"{saved['dataset']}: accuracy {acc:.1%} on all {Y.shape[1]} examples")
+    return 0
+
+
+def _raw_data(name: str, seed: int):
+    if name == "breast_cancer":
+        X, Y, _ = datasets.load_breast_cancer()
+        return X, Y
+    if name in datasets.GENERATED:
+        return datasets.GENERATED[name](seed=seed)
+    raise CliError(f"the parameters file names an unknown data set {name!r}")
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    args.out.mkdir(parents=True, exist_ok=True)
+    hidden, _, lr = DEFAULTS["breast_cancer"]
+    ds = datasets.load("breast_cancer")
+    params = fnn.initialize_parameters(ds.n_x, hidden, seed=0)
+    print("== 1. Training the tutorial network on the breast-cancer data")
+    print(f"   n_x={ds.n_x}, hidden={hidden}, m={ds.X_train.shape[1]}, lr={lr}, loss=fused")
+    start = time.perf_counter()
+    costs = fnn.train(ds.X_train, ds.Y_train, params, args.epochs, lr, "fused", print_every=100)
+    _report_accuracy(ds, params, time.perf_counter() - start)
+
+    print("\n== 2. The engine's gradients vs the tutorial's hand-derived formulas")
+    X, Y = ds.X_train[:, :256], ds.Y_train[:, :256]
+    start_params = fnn.initialize_parameters(ds.n_x, hidden, seed=0)
+    for loss in fnn.LOSSES:
+        print(compare_gradients(X, Y, start_params, loss).table())
+        print()
+
+    print("== 3. Pictures")
+    _plot(args.out / "cost.png", costs, ds, params)
+    return 0
+
+
+COMMANDS = {
+    "train": cmd_train,
+    "compare": cmd_compare,
+    "predict": cmd_predict,
+    "demo": cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        return COMMANDS[args.command](args)
+    except (CliError, ParameterFileError) as e:
+        print(f"tinygrad-fnn: error: {e}", file=sys.stderr)
+        return 2
+    except OSError as e:
+        print(f"tinygrad-fnn: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
