@@ -79,7 +79,7 @@ def test_compare_prints_both_tables(capsys):
     out = capsys.readouterr().out
     assert "loss=composed" in out and "loss=fused" in out
     fused = out.split("loss=fused")[1]
-    assert fused.count("| yes |") == 6
+    assert fused.count("| yes |") == 7
 
 
 @pytest.mark.parametrize(

@@ -83,9 +83,9 @@ def test_ulp_distance_counts_representable_numbers():
 def test_the_table_reports_every_gradient():
     X, Y = batch(64)
     text = compare_gradients(X, Y, start_parameters(np.float64), loss="fused").table()
-    for label in ("dW1", "db1", "dW2", "db2", "m·∂cost/∂Z1 vs dZ1", "m·∂cost/∂Z2 vs dZ2"):
+    for label in ("dW1", "db1", "dW2", "db2", "m·∂cost/∂Z1 vs dZ1", "m·∂cost/∂A1 vs dA1"):
         assert f"| {label} |" in text
-    assert text.count("| yes |") == 6
+    assert text.count("| yes |") == 7
 
 
 def test_parameters_match_the_tutorial_initialisation():

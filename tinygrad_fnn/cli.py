@@ -91,6 +91,18 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--csv", type=Path, help="rows of raw features to classify")
     predict.add_argument("--seed", type=int, default=0, help="seed of a generated data set")
 
+    graph = sub.add_parser("graph", help="draw the forward and backward graphs of the network")
+    graph.add_argument("--out", type=Path, default=Path("graphs"), help="folder for the pictures")
+    graph.add_argument("--data", choices=datasets.NAMES, default="xor")
+    graph.add_argument("--hidden", type=_positive_int, default=3)
+    graph.add_argument("--m", type=_positive_int, default=4, help="examples in the batch")
+    graph.add_argument("--loss", choices=fnn.LOSSES, default="fused")
+    graph.add_argument("--seed", type=int, default=0)
+    graph.add_argument("--rankdir", choices=("LR", "TB"), default="LR", help="layout direction")
+    graph.add_argument(
+        "--formats", default="svg,png", help="comma-separated: svg, png (DOT is always written)"
+    )
+
     demo = sub.add_parser("demo", help="train on breast cancer, compare gradients, draw graphs")
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="pictures go here")
     demo.add_argument("--epochs", type=_positive_int, default=2000)
@@ -240,13 +252,36 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print("== 3. Pictures")
     _plot(args.out / "cost.png", costs, ds, params)
+    _draw(args.out, "xor", 3, 4, "fused", 0, ("svg", "png"), "LR")
     return 0
+
+
+def cmd_graph(args: argparse.Namespace) -> int:
+    formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
+    unknown = sorted(set(formats) - {"svg", "png"})
+    if unknown:
+        raise CliError(f"--formats: unknown format {', '.join(unknown)}; choose svg, png")
+    _draw(args.out, args.data, args.hidden, args.m, args.loss, args.seed, formats, args.rankdir)
+    return 0
+
+
+def _draw(out: Path, data, hidden, m, loss, seed, formats, rankdir) -> None:
+    from tinygrad_fnn.graph import RenderError
+    from tinygrad_fnn.pictures import tutorial_graphs
+
+    try:
+        written = tutorial_graphs(out, data, hidden, m, loss, seed, formats, rankdir)
+    except RenderError as e:
+        raise CliError(str(e)) from None
+    for path in written:
+        print(f"written {path}")
 
 
 COMMANDS = {
     "train": cmd_train,
     "compare": cmd_compare,
     "predict": cmd_predict,
+    "graph": cmd_graph,
     "demo": cmd_demo,
 }
 

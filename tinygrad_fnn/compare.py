@@ -9,7 +9,8 @@ import numpy as np
 
 from tinygrad_fnn import fnn, manual
 
-GRADIENTS = ("dW1", "db1", "dW2", "db2", "dZ1", "dZ2")
+PARAMETER_GRADIENTS = ("dW1", "db1", "dW2", "db2")
+GRADIENTS = (*PARAMETER_GRADIENTS, "dZ1", "dZ2", "dA1")
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,7 @@ class Comparison:
             "|---|--:|--:|--:|:-:|",
         ]
         for name, d in self.differences.items():
-            label = f"m·∂cost/∂{name[1:]} vs {name}" if name.startswith("dZ") else name
+            label = name if name in PARAMETER_GRADIENTS else f"m·∂cost/∂{name[1:]} vs {name}"
             lines.append(
                 f"| {label} | {d.max_abs:.3g} | {d.relative:.3g} | {d.max_ulp} | "
                 f"{'yes' if d.identical else 'no'} |"
@@ -87,19 +88,20 @@ class Comparison:
 def engine_gradients(
     X: np.ndarray, Y: np.ndarray, parameters: dict[str, np.ndarray], loss: str = "composed"
 ) -> dict[str, np.ndarray]:
-    """The engine's gradients of the cost, with dZ1 and dZ2 scaled by m to match the tutorial."""
+    """The engine's gradients of the cost, with dZ1, dZ2 and dA1 scaled by m as in the tutorial."""
     dtype = parameters["W1"].dtype
     tensors = {k: fnn.as_tensor(v, dtype, k) for k, v in parameters.items()}
     for t in tensors.values():
         t.requires_grad = True
     _, cache = fnn.forward_propagation(fnn.as_tensor(X, dtype), tensors)
-    for name in ("Z1", "Z2"):
+    intermediates = ("Z1", "Z2", "A1")
+    for name in intermediates:
         cache[name].retain_grad()
     fnn.cost_of(cache, fnn.as_tensor(Y, dtype, "Y"), loss).backward()
     m = X.shape[1]
     grads = {"d" + k: t.grad.data for k, t in tensors.items()}
     # The tutorial's dZ is m times ∂cost/∂Z because its cost is a mean over m examples.
-    grads.update({"d" + k: m * cache[k].grad.data for k in ("Z1", "Z2")})
+    grads.update({"d" + k: m * cache[k].grad.data for k in intermediates})
     return grads
 
 

@@ -102,6 +102,7 @@ class Function:
 
     __slots__ = ("parents", "needs_grad", "out", "freed")
     op = "function"
+    rule = ""  # the derivative rule in one line, for pictures of the backward pass
 
     def forward(self, *arrays: np.ndarray) -> np.ndarray:
         raise NotImplementedError

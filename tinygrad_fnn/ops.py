@@ -50,6 +50,7 @@ def unbroadcast(g: Tensor, shape: tuple[int, ...]) -> Tensor:
 class Add(Function):
     __slots__ = ()
     op = "add"
+    rule = "da = g, db = g"
 
     def forward(self, a, b):
         return a + b
@@ -63,6 +64,7 @@ class Add(Function):
 class Sub(Function):
     __slots__ = ()
     op = "sub"
+    rule = "da = g, db = -g"
 
     def forward(self, a, b):
         return a - b
@@ -76,6 +78,7 @@ class Sub(Function):
 class Mul(Function):
     __slots__ = ()
     op = "mul"
+    rule = "da = g·b, db = g·a"
 
     def forward(self, a, b):
         return a * b
@@ -92,6 +95,7 @@ class Mul(Function):
 class Div(Function):
     __slots__ = ()
     op = "div"
+    rule = "da = g / b, db = -g·a / b²"
 
     def forward(self, a, b):
         return a / b
@@ -108,6 +112,7 @@ class Div(Function):
 class Neg(Function):
     __slots__ = ()
     op = "neg"
+    rule = "da = -g"
 
     def forward(self, a):
         return -a
@@ -119,6 +124,7 @@ class Neg(Function):
 class Pow(Function):
     __slots__ = ("c",)
     op = "pow"
+    rule = "da = g·c·a^(c-1)"
 
     def __init__(self, c: float) -> None:
         self.c = c
@@ -136,6 +142,7 @@ class Pow(Function):
 class Exp(Function):
     __slots__ = ()
     op = "exp"
+    rule = "da = g·z"
 
     def forward(self, a):
         return np.exp(a)
@@ -147,6 +154,7 @@ class Exp(Function):
 class Log(Function):
     __slots__ = ()
     op = "log"
+    rule = "da = g / a"
 
     def forward(self, a):
         return np.log(a)
@@ -158,6 +166,7 @@ class Log(Function):
 class ReLU(Function):
     __slots__ = ()
     op = "relu"
+    rule = "da = g·(a > 0)"
 
     def forward(self, a):
         return np.maximum(0, a)
@@ -171,6 +180,7 @@ class Sigmoid(Function):
 
     __slots__ = ()
     op = "sigmoid"
+    rule = "da = g·z·(1 - z)"
 
     def forward(self, a):
         with np.errstate(over="ignore"):
@@ -184,6 +194,7 @@ class Sigmoid(Function):
 class Tanh(Function):
     __slots__ = ()
     op = "tanh"
+    rule = "da = g·(1 - z²)"
 
     def forward(self, a):
         return np.tanh(a)
@@ -199,6 +210,7 @@ class MatMul(Function):
 
     __slots__ = ()
     op = "matmul"
+    rule = "da = g @ bᵀ, db = aᵀ @ g"
 
     def forward(self, a, b):
         if a.shape[1] != b.shape[0]:
@@ -214,6 +226,7 @@ class MatMul(Function):
 class Sum(Function):
     __slots__ = ("axes", "keepdims")
     op = "sum"
+    rule = "da = g broadcast to a"
 
     def __init__(self, axes: tuple[int, ...] | None, keepdims: bool) -> None:
         self.axes = axes
@@ -232,6 +245,7 @@ class Sum(Function):
 class Max(Function):
     __slots__ = ("axes", "keepdims")
     op = "max"
+    rule = "da = g shared among the maxima"
 
     def __init__(self, axes: tuple[int, ...] | None, keepdims: bool) -> None:
         self.axes = axes
@@ -252,6 +266,7 @@ class Max(Function):
 class Reshape(Function):
     __slots__ = ("shape",)
     op = "reshape"
+    rule = "da = g reshaped to a"
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = shape
@@ -266,6 +281,7 @@ class Reshape(Function):
 class Transpose(Function):
     __slots__ = ("axes",)
     op = "transpose"
+    rule = "da = g transposed back"
 
     def __init__(self, axes: tuple[int, ...] | None) -> None:
         self.axes = axes
@@ -281,6 +297,7 @@ class Transpose(Function):
 class BroadcastTo(Function):
     __slots__ = ("shape",)
     op = "broadcast_to"
+    rule = "da = g summed to a"
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = shape
@@ -295,6 +312,7 @@ class BroadcastTo(Function):
 class Cast(Function):
     __slots__ = ("dtype",)
     op = "astype"
+    rule = "da = g cast back"
 
     def __init__(self, dtype: np.dtype) -> None:
         if dtype.kind != "f":
@@ -311,6 +329,7 @@ class Cast(Function):
 class BCEWithLogits(Function):
     __slots__ = ()
     op = "binary_cross_entropy_with_logits"
+    rule = "da = (sigmoid(a) - y)·g / N, dy = -a·g / N"
 
     def forward(self, z, y):
         loss = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
