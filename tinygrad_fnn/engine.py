@@ -113,29 +113,33 @@ class Function:
 
     def __call__(self, *inputs: Tensor) -> Tensor:
         try:
-            data = self.forward(*[t.data for t in inputs])
+            if len(inputs) == 1:
+                data = self.forward(inputs[0].data)
+            else:
+                data = self.forward(*[t.data for t in inputs])
         except ValueError as e:
             shapes = " and ".join(_describe(t) for t in inputs)
             raise ShapeError(f"{self.op}: cannot apply to {shapes}: {e}") from None
-        out = Tensor.__new__(Tensor)
+        out = _new_tensor(Tensor)
         out.data = data
         out.grad = None
         out.name = None
         out._retains_grad = False
-        needs = [t.requires_grad for t in inputs]
-        if True in needs and _mode.grad_enabled:
+        out.requires_grad = False
+        out._ctx = None
+        mode = _mode
+        if mode.grad_enabled:
+            needs = [t.requires_grad for t in inputs]
+            if True in needs:
+                self.parents = inputs
+                self.needs_grad = needs
+                self.out = weakref.ref(out)
+                self.freed = False
+                out.requires_grad = True
+                out._ctx = self
+        if mode.anomaly:
             self.parents = inputs
-            self.needs_grad = needs
-            self.out = weakref.ref(out)
-            self.freed = False
-            out.requires_grad = True
-            out._ctx = self
-        else:
-            out.requires_grad = False
-            out._ctx = None
-        if _mode.anomaly:
-            self.parents = inputs
-            stage = "forward" if _mode.rule is None else f"backward (rule of {_mode.rule})"
+            stage = "forward" if mode.rule is None else f"backward (rule of {mode.rule})"
             _check_finite(self, data, "output", stage)
         return out
 
@@ -210,7 +214,7 @@ class Tensor:
 
     @property
     def T(self) -> Tensor:
-        return self.transpose()
+        return Transpose(None)(self)
 
     def numpy(self) -> np.ndarray:
         """The underlying array (shared, not copied)."""
@@ -292,7 +296,10 @@ class Tensor:
         return Pow(float(exponent))(self)
 
     def __matmul__(self, other: Any) -> Tensor:
-        return _matmul(self, _operand(other, self, "matmul"))
+        other = _operand(other, self, "matmul")
+        if self.data.ndim == 2 and other.data.ndim == 2:
+            return MatMul()(self, other)
+        return _matmul(self, other)
 
     def __rmatmul__(self, other: Any) -> Tensor:
         return _matmul(_operand(other, self, "matmul"), self)
@@ -384,6 +391,9 @@ class Tensor:
         _backprop(self, seed, retain_graph, create_graph, None)
 
 
+_new_tensor = object.__new__
+
+
 def _seed(out: Tensor, gradient: Any) -> Tensor:
     if gradient is None:
         if out.size != 1:
@@ -432,8 +442,11 @@ def _backprop(
         _deliver(root, seed, wanted)
         return
     grads: dict[Function, Tensor] = {root._ctx: seed}
-    anomaly = _mode.anomaly
-    with _GradMode(create_graph):
+    mode = _mode
+    anomaly = mode.anomaly
+    previous = mode.grad_enabled
+    mode.grad_enabled = create_graph
+    try:
         for fn in reversed(_topological_order(root._ctx)):
             g = grads.pop(fn)
             if fn.freed:
@@ -445,11 +458,11 @@ def _backprop(
             if out is not None and (out._retains_grad or (wanted and out in wanted)):
                 _deliver(out, g, wanted)
             if anomaly:
-                _mode.rule = fn.op
+                mode.rule = fn.op
                 try:
                     input_grads = fn.backward(g)
                 finally:
-                    _mode.rule = None
+                    mode.rule = None
             else:
                 input_grads = fn.backward(g)
             for t, tg in zip(fn.parents, input_grads):
@@ -458,13 +471,17 @@ def _backprop(
                 if anomaly:
                     _check_finite(fn, tg.data, f"gradient for {_describe(t)}", "backward")
                 c = t._ctx
-                if c is None:
-                    _deliver(t, tg, wanted)
+                if c is not None:
+                    previous_grad = grads.get(c)
+                    grads[c] = tg if previous_grad is None else previous_grad + tg
+                elif wanted is None:
+                    t.grad = tg if t.grad is None else t.grad + tg
                 else:
-                    previous = grads.get(c)
-                    grads[c] = tg if previous is None else previous + tg
+                    _deliver(t, tg, wanted)
             if not retain_graph:
                 fn.freed = True
+    finally:
+        mode.grad_enabled = previous
 
 
 def _deliver(t: Tensor, g: Tensor, wanted: dict[Tensor, Tensor | None] | None) -> None:
@@ -510,12 +527,11 @@ def _value(x: Any) -> Any:
 def _operand(x: Any, like: Tensor, op: str) -> Tensor:
     """`x` as a Tensor beside `like`: numbers and arrays take `like`'s dtype."""
     if isinstance(x, Tensor):
-        if x.dtype != like.dtype and "b" not in (x.dtype.kind, like.dtype.kind):
-            raise TypeError(
-                f"{op}: dtypes {like.dtype} and {x.dtype} differ; convert one with .astype()"
-            )
+        a, b = x.data.dtype, like.data.dtype
+        if a is not b and a != b and a.kind != "b" and b.kind != "b":
+            raise TypeError(f"{op}: dtypes {b} and {a} differ; convert one with .astype()")
         return x
-    return Tensor._wrap(np.asarray(x, dtype=like.dtype))
+    return Tensor._wrap(np.asarray(x, dtype=like.data.dtype))
 
 
 def _axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...] | None:

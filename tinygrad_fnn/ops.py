@@ -37,14 +37,15 @@ from tinygrad_fnn.engine import Function, ShapeError, Tensor
 
 def unbroadcast(g: Tensor, shape: tuple[int, ...]) -> Tensor:
     """Sum `g` over the axes along which an operand of `shape` was broadcast."""
-    if g.shape == shape:
+    g_shape = g.data.shape
+    if g_shape == shape:
         return g
-    lead = g.ndim - len(shape)
+    lead = len(g_shape) - len(shape)
     axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
+        lead + i for i, n in enumerate(shape) if n == 1 and g_shape[lead + i] != 1
     )
-    summed = g.sum(axis=axes, keepdims=True) if axes else g
-    return summed.reshape(shape) if summed.shape != shape else summed
+    summed = Sum(axes, True)(g) if axes else g
+    return summed.reshape(shape) if summed.data.shape != shape else summed
 
 
 class Add(Function):
@@ -58,7 +59,10 @@ class Add(Function):
     def backward(self, g):
         a, b = self.parents
         da, db = self.needs_grad
-        return (unbroadcast(g, a.shape) if da else None, unbroadcast(g, b.shape) if db else None)
+        return (
+            unbroadcast(g, a.data.shape) if da else None,
+            unbroadcast(g, b.data.shape) if db else None,
+        )
 
 
 class Sub(Function):
@@ -184,7 +188,9 @@ class Sigmoid(Function):
 
     def forward(self, a):
         with np.errstate(over="ignore"):
-            return 1 / (1 + np.exp(-a))
+            e = np.exp(-a)
+        e += 1
+        return np.reciprocal(e, out=e)  # 1 / (1 + exp(-a)), bit for bit, without temporaries
 
     def backward(self, g):
         z = self.out()
@@ -205,22 +211,39 @@ class Tanh(Function):
 
 
 class MatMul(Function):
-    """2-D matrix product. With an inner dimension of 1 it is an outer product, which a
-    broadcast multiply computes exactly as BLAS would (a single product per element) but faster."""
+    """2-D matrix product A @ B, where A is `a` or aᵀ and B is `b` or bᵀ (the flags `ta`, `tb`).
 
-    __slots__ = ()
+    The flags let the backward pass multiply by transposes without recording a transpose
+    operation each time. With an inner dimension of 1 the product is an outer product, which a
+    broadcast multiply computes exactly as BLAS would (one product per element) but faster.
+    """
+
+    __slots__ = ("ta", "tb")
     op = "matmul"
     rule = "da = g @ bᵀ, db = aᵀ @ g"
 
+    def __init__(self, ta: bool = False, tb: bool = False) -> None:
+        self.ta = ta
+        self.tb = tb
+
     def forward(self, a, b):
-        if a.shape[1] != b.shape[0]:
-            raise ValueError(f"inner dimensions {a.shape[1]} and {b.shape[0]} differ")
-        return a * b if a.shape[1] == 1 else np.dot(a, b)
+        A = a.T if self.ta else a
+        B = b.T if self.tb else b
+        if A.shape[1] != B.shape[0]:
+            raise ValueError(f"inner dimensions {A.shape[1]} and {B.shape[0]} differ")
+        return A * B if A.shape[1] == 1 else np.dot(A, B)
 
     def backward(self, g):
+        # dA = g @ Bᵀ and dB = Aᵀ @ g, each transposed back where the operand was transposed.
         a, b = self.parents
         da, db = self.needs_grad
-        return (g @ b.T if da else None, a.T @ g if db else None)
+        ta, tb = self.ta, self.tb
+        grad_a = grad_b = None
+        if da:
+            grad_a = MatMul(tb, True)(b, g) if ta else MatMul(False, not tb)(g, b)
+        if db:
+            grad_b = MatMul(True, ta)(g, a) if tb else MatMul(not ta, False)(a, g)
+        return grad_a, grad_b
 
 
 class Sum(Function):
@@ -233,7 +256,7 @@ class Sum(Function):
         self.keepdims = keepdims
 
     def forward(self, a):
-        return np.sum(a, axis=self.axes, keepdims=self.keepdims)
+        return np.add.reduce(a, axis=self.axes, keepdims=self.keepdims)
 
     def backward(self, g):
         shape = self.parents[0].shape
@@ -333,7 +356,7 @@ class BCEWithLogits(Function):
 
     def forward(self, z, y):
         loss = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
-        return np.asarray(np.mean(loss))
+        return np.asarray(np.add.reduce(loss, axis=None) / loss.size)
 
     def backward(self, g):
         z, y = self.parents

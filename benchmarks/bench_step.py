@@ -1,0 +1,292 @@
+"""One training step of the tutorial network: the engine against hand-written NumPy (and peers).
+
+A step is forward, cost, gradients and the gradient-descent update. The hand-written step is
+`manual.train_step`, the tutorial's own code. The two run interleaved in one process, so that
+both see the same machine load; the table gives median times, their ratio, the fraction of the
+matrix-multiply bound each step reaches, and peak memory (tracemalloc) at each size.
+
+Peers join the table when importable (none is a dependency): PyTorch eager, HIPS autograd,
+jax.jit. Run: python benchmarks/bench_step.py [--quick] [--sizes xor,moons] [--dtypes float64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import platform
+import statistics
+import time
+import tracemalloc
+from collections.abc import Callable
+
+import numpy as np
+
+from tinygrad_fnn import fnn, manual
+
+SIZES = {  # name: (n_x, h, m)
+    "xor": (2, 4, 4),
+    "moons": (2, 16, 256),
+    "breast_cancer": (30, 64, 512),
+    "medium": (784, 256, 1024),
+    "large": (784, 1024, 4096),
+}
+LR = 0.01
+
+
+def data(n_x: int, m: int, dtype) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n_x, m)).astype(dtype)
+    Y = (rng.uniform(size=(1, m)) > 0.5).astype(dtype)
+    return X, Y
+
+
+def hand_step(n_x, h, m, dtype) -> Callable[[], None]:
+    X, Y = data(n_x, m, dtype)
+    state = {"p": manual.initialize_parameters(n_x, h, seed=0, dtype=dtype)}
+
+    def step() -> None:
+        state["p"], _ = manual.train_step(X, Y, state["p"], LR)
+
+    return step
+
+
+def engine_step(n_x, h, m, dtype) -> Callable[[], None]:
+    X, Y = data(n_x, m, dtype)
+    X, Y = fnn.as_tensor(X, dtype, "X"), fnn.as_tensor(Y, dtype, "Y")
+    params = fnn.initialize_parameters(n_x, h, seed=0, dtype=dtype)
+    optimizer = fnn.SGD(params, LR)
+
+    def step() -> None:
+        fnn.train_step(X, Y, params, optimizer, "fused")
+
+    return step
+
+
+def torch_step(n_x, h, m, dtype):
+    import torch
+
+    torch.set_num_threads(2)
+    X, Y = (torch.from_numpy(a) for a in data(n_x, m, dtype))
+    p = manual.initialize_parameters(n_x, h, seed=0, dtype=dtype)
+    W1, b1, W2, b2 = (torch.tensor(p[k], requires_grad=True) for k in ("W1", "b1", "W2", "b2"))
+    params = [W1, b1, W2, b2]
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+
+    def step() -> None:
+        Z2 = W2 @ torch.relu(W1 @ X + b1) + b2
+        cost = bce(Z2, Y)
+        for q in params:
+            q.grad = None
+        cost.backward()
+        with torch.no_grad():
+            for q in params:
+                q -= LR * q.grad
+
+    return step
+
+
+def autograd_step(n_x, h, m, dtype):
+    import autograd.numpy as anp
+    from autograd import grad
+
+    X, Y = data(n_x, m, dtype)
+    p = manual.initialize_parameters(n_x, h, seed=0, dtype=dtype)
+    state = {"p": [p[k] for k in ("W1", "b1", "W2", "b2")]}
+
+    def cost(params):
+        W1, b1, W2, b2 = params
+        Z2 = anp.dot(W2, anp.maximum(0, anp.dot(W1, X) + b1)) + b2
+        return anp.mean(anp.maximum(Z2, 0) - Z2 * Y + anp.log1p(anp.exp(-anp.abs(Z2))))
+
+    gradient = grad(cost)
+
+    def step() -> None:
+        g = gradient(state["p"])
+        state["p"] = [q - LR * d for q, d in zip(state["p"], g)]
+
+    return step
+
+
+def jax_step(n_x, h, m, dtype):
+    import jax
+    import jax.numpy as jnp
+
+    if dtype == np.float64:
+        jax.config.update("jax_enable_x64", True)
+    X, Y = (jnp.asarray(a) for a in data(n_x, m, dtype))
+    p = manual.initialize_parameters(n_x, h, seed=0, dtype=dtype)
+    state = {"p": [jnp.asarray(p[k]) for k in ("W1", "b1", "W2", "b2")]}
+
+    def cost(params):
+        W1, b1, W2, b2 = params
+        Z2 = W2 @ jnp.maximum(0, W1 @ X + b1) + b2
+        return jnp.mean(jnp.maximum(Z2, 0) - Z2 * Y + jnp.log1p(jnp.exp(-jnp.abs(Z2))))
+
+    @jax.jit
+    def update(params):
+        g = jax.grad(cost)(params)
+        return [q - LR * d for q, d in zip(params, g)]
+
+    def step() -> None:
+        state["p"] = update(state["p"])
+        state["p"][0].block_until_ready()
+
+    return step
+
+
+PEERS = {"torch": torch_step, "autograd": autograd_step, "jax": jax_step}
+
+
+def available_peers(wanted: list[str]) -> dict[str, Callable]:
+    found = {}
+    for name in wanted:
+        try:
+            __import__(name)
+        except ImportError:
+            continue
+        found[name] = PEERS[name]
+    return found
+
+
+def time_once(step: Callable[[], None], inner: int) -> float:
+    start = time.perf_counter()
+    for _ in range(inner):
+        step()
+    return (time.perf_counter() - start) / inner
+
+
+def peak_memory(make: Callable[..., Callable[[], None]], *shape) -> int:
+    """Peak bytes allocated during one step, beyond what the set-up holds (tracemalloc)."""
+    step = make(*shape)
+    step()
+    gc.collect()
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    step()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return peak - base
+
+
+def gemm_rate(dtype) -> float:
+    """FLOP/s of one large matrix product in this process: the ceiling for the big sizes."""
+    a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(dtype)
+    np.dot(a, a)
+    times = []
+    for _ in range(5):
+        start = time.perf_counter()
+        np.dot(a, a)
+        times.append(time.perf_counter() - start)
+    return 2 * 1024**3 / min(times)
+
+
+def step_flops(n_x: int, h: int, m: int) -> int:
+    """Multiply-adds in the step's matrix products: W1·X, W2·A1, dW2, dA1, dW1."""
+    return 2 * (h * n_x * m + h * m + h * m + h * m + h * n_x * m)
+
+
+def budget(n_x: int, h: int, m: int, quick: bool) -> tuple[int, int]:
+    """(repeats, steps per timing) so that each size takes a few seconds at most."""
+    work = h * n_x * m
+    if work > 1e8:
+        return (3, 1) if quick else (9, 1)
+    if work > 1e7:
+        return (5, 3) if quick else (15, 5)
+    return (7, 50) if quick else (25, 200)
+
+
+def run(sizes: list[str], dtypes: list[str], peers: list[str], quick: bool) -> list[dict]:
+    rows = []
+    for dtype_name in dtypes:
+        dtype = np.dtype(dtype_name).type
+        rate = gemm_rate(dtype)
+        for size in sizes:
+            n_x, h, m = SIZES[size]
+            repeats, inner = budget(n_x, h, m, quick)
+            contenders = {"hand": hand_step, "engine": engine_step, **available_peers(peers)}
+            steps = {}
+            for name, make in contenders.items():
+                steps[name] = make(n_x, h, m, dtype)
+                time_once(steps[name], max(1, inner // 4))  # warm up (and compile, for jax)
+            times = {name: [] for name in steps}
+            for _ in range(repeats):  # interleaved: every contender once per round
+                for name, step in steps.items():
+                    times[name].append(time_once(step, inner))
+            medians = {name: statistics.median(t) for name, t in times.items()}
+            bound = step_flops(n_x, h, m) / rate
+            row = {
+                "dtype": dtype_name,
+                "size": size,
+                "shape": (n_x, h, m),
+                "median": medians,
+                "ratio": {k: v / medians["hand"] for k, v in medians.items()},
+                "bound": {k: bound / v for k, v in medians.items()},
+            }
+            if size in ("large", "medium") or not quick:
+                row["memory"] = {
+                    "hand": peak_memory(hand_step, n_x, h, m, dtype),
+                    "engine": peak_memory(engine_step, n_x, h, m, dtype),
+                }
+            rows.append(row)
+            print(format_row(row), flush=True)
+    return rows
+
+
+def _time(seconds: float) -> str:
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3g} ms"
+    return f"{seconds * 1e6:.3g} µs"
+
+
+def header(peers: list[str]) -> str:
+    cols = ["dtype", "size (n_x, h, m)", "hand NumPy", "engine", "engine ÷ hand"]
+    cols += [f"{p} ÷ hand" for p in peers]
+    cols += ["bound: hand", "bound: engine", "peak MiB hand / engine"]
+    return "| " + " | ".join(cols) + " |\n|" + "---|" * 2 + "--:|" * (len(cols) - 2)
+
+
+def format_row(row: dict) -> str:
+    med, ratio, bound = row["median"], row["ratio"], row["bound"]
+    peers = [k for k in med if k not in ("hand", "engine")]
+    memory = row.get("memory")
+    mem = (
+        f"{memory['hand'] / 2**20:.3g} / {memory['engine'] / 2**20:.3g} "
+        f"({memory['engine'] / max(memory['hand'], 1):.2f}×)"
+        if memory
+        else "–"
+    )
+    cells = [
+        row["dtype"],
+        f"{row['size']} {row['shape']}",
+        _time(med["hand"]),
+        _time(med["engine"]),
+        f"**{ratio['engine']:.2f}**",
+        *[f"{ratio[p]:.2f}" for p in peers],
+        f"{bound['hand']:.0%}",
+        f"{bound['engine']:.0%}",
+        mem,
+    ]
+    return "| " + " | ".join(cells) + " |"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default=",".join(SIZES))
+    parser.add_argument("--dtypes", default="float64,float32")
+    parser.add_argument("--peers", default="torch,autograd,jax", help="those importable join")
+    parser.add_argument("--quick", action="store_true", help="fewer repeats")
+    args = parser.parse_args()
+    sizes = [s for s in args.sizes.split(",") if s]
+    unknown = [s for s in sizes if s not in SIZES]
+    if unknown:
+        parser.error(f"unknown size {unknown[0]}; choose from {', '.join(SIZES)}")
+    peers = list(available_peers([p for p in args.peers.split(",") if p]))
+    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, numpy {np.__version__}")
+    print(f"peers: {', '.join(peers) or 'none importable'}; medians of interleaved runs\n")
+    print(header(peers))
+    run(sizes, args.dtypes.split(","), peers, args.quick)
+
+
+if __name__ == "__main__":
+    main()
