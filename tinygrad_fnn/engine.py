@@ -113,7 +113,10 @@ class Function:
 
     def __call__(self, *inputs: Tensor) -> Tensor:
         try:
-            if len(inputs) == 1:
+            arity = len(inputs)
+            if arity == 2:
+                data = self.forward(inputs[0].data, inputs[1].data)
+            elif arity == 1:
                 data = self.forward(inputs[0].data)
             else:
                 data = self.forward(*[t.data for t in inputs])
@@ -395,14 +398,21 @@ _new_tensor = object.__new__
 
 
 def _seed(out: Tensor, gradient: Any) -> Tensor:
+    """The gradient that starts backward: ones for a scalar, else a copy of `gradient`."""
+    data = out.data
     if gradient is None:
-        if out.size != 1:
+        if data.size != 1:
             raise RuntimeError(
-                f"backward: {_describe(out)} is not a scalar; pass `gradient` of shape {out.shape}"
+                f"backward: {_describe(out)} is not a scalar; pass `gradient` of shape {data.shape}"
             )
-        return Tensor._wrap(np.ones(out.shape, out.dtype))
-    seed = gradient if isinstance(gradient, Tensor) else Tensor(gradient, dtype=out.dtype)
-    if seed.shape != out.shape:
+        return Tensor._wrap(np.ones(data.shape, data.dtype))
+    if isinstance(gradient, Tensor):
+        seed = gradient
+    elif isinstance(gradient, np.ndarray) and gradient.dtype == data.dtype:
+        seed = Tensor._wrap(gradient.copy())
+    else:
+        seed = Tensor(gradient, dtype=data.dtype)
+    if seed.data.shape != data.shape:
         raise ShapeError(f"backward: gradient of shape {seed.shape} given for {_describe(out)}")
     return seed
 

@@ -49,15 +49,21 @@ def initialize_parameters(
     return {k: Tensor(v, requires_grad=True, dtype=dtype, name=k) for k, v in arrays.items()}
 
 
-def forward_propagation(X: Any, parameters: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-    """A2, the network's output probabilities, and the cache of named intermediates."""
-    W1, b1, W2, b2 = (parameters[k] for k in ("W1", "b1", "W2", "b2"))
+def forward_logits(X: Any, parameters: dict[str, Tensor]) -> dict[str, Tensor]:
+    """Z1, A1 and the logits Z2: the forward pass up to, not including, the sigmoid."""
+    W1, b1, W2, b2 = parameters["W1"], parameters["b1"], parameters["W2"], parameters["b2"]
     X = as_tensor(X, W1.dtype)
     Z1 = _named(W1 @ X + b1, "Z1")
     A1 = _named(Z1.relu(), "A1")
     Z2 = _named(W2 @ A1 + b2, "Z2")
-    A2 = _named(Z2.sigmoid(), "A2")
-    return A2, {"Z1": Z1, "A1": A1, "Z2": Z2, "A2": A2}
+    return {"Z1": Z1, "A1": A1, "Z2": Z2}
+
+
+def forward_propagation(X: Any, parameters: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
+    """A2, the network's output probabilities, and the cache of named intermediates."""
+    cache = forward_logits(X, parameters)
+    A2 = cache["A2"] = _named(cache["Z2"].sigmoid(), "A2")
+    return A2, cache
 
 
 def compute_cost(A2: Tensor, Y: Any) -> Tensor:
@@ -98,8 +104,12 @@ class SGD:
 
 
 def train_step(X: Tensor, Y: Tensor, parameters: dict[str, Tensor], optimizer: SGD, loss: str):
-    """Forward, cost, backward, update; returns the cost Tensor."""
-    _, cache = forward_propagation(X, parameters)
+    """Forward, cost, backward, update; returns the cost Tensor.
+
+    The fused loss starts from the logits, so its forward pass stops before the sigmoid."""
+    cache = (
+        forward_logits(X, parameters) if loss == "fused" else forward_propagation(X, parameters)[1]
+    )
     cost = cost_of(cache, Y, loss)
     optimizer.zero_grad()
     cost.backward()
