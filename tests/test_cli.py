@@ -169,3 +169,15 @@ def test_examples_run(script, args, expected, tmp_path):
     assert expected in result.stdout
     if script == "two_moons.py":
         assert (tmp_path / "m.png").stat().st_size > 10_000
+
+
+def test_demo_trains_compares_and_draws(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--epochs", "300"]) == 0
+    out = capsys.readouterr().out
+    assert "Epoch 0, Cost:" in out and "Epoch 200, Cost:" in out
+    assert "test accuracy:" in out
+    assert out.count("bit-identical") == 2 and out.split("loss=fused, m=256")[1].count("| yes |") == 7
+    assert (tmp_path / "cost.png").read_bytes()[:4] == b"\x89PNG"
+    for name in ("forward", "forward_grad", "backward"):
+        assert (tmp_path / f"{name}.svg").exists() and (tmp_path / f"{name}.png").exists()
+    assert (tmp_path / "backprop.html").exists()

@@ -446,3 +446,20 @@ def test_gradcheck_reports_a_wrong_rule():
         GradcheckError, match=r"x \(2,\), element \(1,\): engine 6.0, finite differences 4.0"
     ):
         gradcheck(lambda t: WrongSquare()(t).sum(), x)
+
+
+def test_grad_mode_is_per_thread():
+    import threading
+
+    x = Tensor(1.0, requires_grad=True)
+    seen = {}
+
+    def other():
+        seen["enabled"] = is_grad_enabled()
+        seen["recorded"] = (x * 2.0)._ctx is not None
+
+    with no_grad():
+        thread = threading.Thread(target=other)
+        thread.start()
+        thread.join()
+    assert seen == {"enabled": True, "recorded": True}
