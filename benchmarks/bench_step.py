@@ -6,7 +6,8 @@ both see the same machine load; the table gives median times, their ratio, the f
 matrix-multiply bound each step reaches, and peak memory (tracemalloc) at each size.
 
 Peers join the table when importable (none is a dependency): PyTorch eager, HIPS autograd,
-jax.jit. Run: python benchmarks/bench_step.py [--quick] [--sizes xor,moons] [--dtypes float64]
+jax.jit, and micrograd at the XOR size.
+Run: python benchmarks/bench_step.py [--quick] [--sizes xor,moons] [--dtypes float64]
 """
 
 from __future__ import annotations
@@ -134,7 +135,69 @@ def jax_step(n_x, h, m, dtype):
     return step
 
 
-PEERS = {"torch": torch_step, "autograd": autograd_step, "jax": jax_step}
+def micrograd_step(n_x, h, m, dtype):
+    """micrograd works on Python scalars, so this is for the tiny sizes only. Its Value has no
+    exp or log; the two are added here the way its own operations are written."""
+    import math
+
+    from micrograd.engine import Value
+
+    if n_x * h * m > 1000:
+        return None
+
+    def exp(v):
+        out = Value(math.exp(v.data), (v,), "exp")
+
+        def _backward():
+            v.grad += out.data * out.grad
+
+        out._backward = _backward
+        return out
+
+    def log(v):
+        out = Value(math.log(v.data), (v,), "log")
+
+        def _backward():
+            v.grad += out.grad / v.data
+
+        out._backward = _backward
+        return out
+
+    X, Y = data(n_x, m, np.float64)
+    p = manual.initialize_parameters(n_x, h, seed=0)
+    W1 = [[Value(float(w)) for w in row] for row in p["W1"]]
+    b1 = [Value(0.0) for _ in range(h)]
+    W2 = [Value(float(w)) for w in p["W2"][0]]
+    b2 = Value(0.0)
+    params = [w for row in W1 for w in row] + b1 + W2 + [b2]
+
+    def step() -> None:
+        cost = Value(0.0)
+        for j in range(m):
+            A1 = [
+                (sum((W1[i][k] * float(X[k, j]) for k in range(n_x)), b1[i])).relu()
+                for i in range(h)
+            ]
+            z = sum((W2[i] * A1[i] for i in range(h)), b2)
+            a = (1 + exp(-z)) ** -1
+            y = float(Y[0, j])
+            cost = cost - (y * log(a) + (1 - y) * log(1 - a))
+        cost = cost * (1.0 / m)
+        for q in params:
+            q.grad = 0.0
+        cost.backward()
+        for q in params:
+            q.data -= LR * q.grad
+
+    return step
+
+
+PEERS = {
+    "torch": torch_step,
+    "autograd": autograd_step,
+    "jax": jax_step,
+    "micrograd": micrograd_step,
+}
 
 
 def available_peers(wanted: list[str]) -> dict[str, Callable]:
@@ -207,8 +270,10 @@ def run(sizes: list[str], dtypes: list[str], peers: list[str], quick: bool) -> l
             contenders = {"hand": hand_step, "engine": engine_step, **available_peers(peers)}
             steps = {}
             for name, make in contenders.items():
-                steps[name] = make(n_x, h, m, dtype)
-                time_once(steps[name], max(1, inner // 4))  # warm up (and compile, for jax)
+                step = make(n_x, h, m, dtype)
+                if step is not None:  # a peer may sit out a size it cannot run
+                    steps[name] = step
+                    time_once(step, max(1, inner // 4))  # warm up (and compile, for jax)
             times = {name: [] for name in steps}
             for _ in range(repeats):  # interleaved: every contender once per round
                 for name, step in steps.items():
@@ -216,6 +281,7 @@ def run(sizes: list[str], dtypes: list[str], peers: list[str], quick: bool) -> l
             medians = {name: statistics.median(t) for name, t in times.items()}
             bound = step_flops(n_x, h, m) / rate
             row = {
+                "peers": peers,
                 "dtype": dtype_name,
                 "size": size,
                 "shape": (n_x, h, m),
@@ -248,7 +314,7 @@ def header(peers: list[str]) -> str:
 
 def format_row(row: dict) -> str:
     med, ratio, bound = row["median"], row["ratio"], row["bound"]
-    peers = [k for k in med if k not in ("hand", "engine")]
+    peers = row["peers"]
     memory = row.get("memory")
     mem = (
         f"{memory['hand'] / 2**20:.3g} / {memory['engine'] / 2**20:.3g} "
@@ -262,7 +328,7 @@ def format_row(row: dict) -> str:
         _time(med["hand"]),
         _time(med["engine"]),
         f"**{ratio['engine']:.2f}**",
-        *[f"{ratio[p]:.2f}" for p in peers],
+        *[f"{ratio[p]:.2f}" if p in ratio else "–" for p in peers],
         f"{bound['hand']:.0%}",
         f"{bound['engine']:.0%}",
         mem,
@@ -274,7 +340,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default=",".join(SIZES))
     parser.add_argument("--dtypes", default="float64,float32")
-    parser.add_argument("--peers", default="torch,autograd,jax", help="those importable join")
+    parser.add_argument(
+        "--peers", default="torch,autograd,jax,micrograd", help="those importable join"
+    )
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
     args = parser.parse_args()
     sizes = [s for s in args.sizes.split(",") if s]

@@ -176,7 +176,9 @@ def test_demo_trains_compares_and_draws(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "Epoch 0, Cost:" in out and "Epoch 200, Cost:" in out
     assert "test accuracy:" in out
-    assert out.count("bit-identical") == 2 and out.split("loss=fused, m=256")[1].count("| yes |") == 7
+    assert (
+        out.count("bit-identical") == 2 and out.split("loss=fused, m=256")[1].count("| yes |") == 7
+    )
     assert (tmp_path / "cost.png").read_bytes()[:4] == b"\x89PNG"
     for name in ("forward", "forward_grad", "backward"):
         assert (tmp_path / f"{name}.svg").exists() and (tmp_path / f"{name}.png").exists()
