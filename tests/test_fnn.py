@@ -219,3 +219,13 @@ def test_xor_truth_table():
 def test_unknown_data_set_is_an_error():
     with pytest.raises(ValueError, match="unknown data set 'iris'"):
         datasets.load("iris")
+
+
+def test_the_reference_imports_nothing_from_the_engine():
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(manual.__file__).read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert imported <= {"__future__", "numpy"}, imported

@@ -16,6 +16,7 @@ from tinygrad_fnn.engine import (
     no_grad,
 )
 from tinygrad_fnn.gradcheck import GradcheckError, gradcheck
+from tinygrad_fnn.graph import draw_backward, draw_graph
 
 __version__ = "0.1.0"
 
@@ -29,6 +30,8 @@ __all__ = [
     "compare_gradients",
     "binary_cross_entropy_with_logits",
     "detect_anomaly",
+    "draw_backward",
+    "draw_graph",
     "enable_grad",
     "grad",
     "gradcheck",

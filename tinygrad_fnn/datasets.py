@@ -50,46 +50,49 @@ def make_xor(m: int = 400, noise: float = 0.15, seed: int | None = 0):
     return X, Y
 
 
+def _two_classes(m: int, curve, noise: float, seed: int | None):
+    """m points, half on `curve(0, n)` (class 0) and half on `curve(1, n)` (class 1), plus
+    Gaussian noise; `curve(k, n)` gives the (2, n) points of class k."""
+    sizes = (m // 2, m - m // 2)
+    X = np.concatenate([curve(k, n) for k, n in enumerate(sizes)], axis=1)
+    X = X + noise * np.random.default_rng(seed).standard_normal(X.shape)
+    Y = np.concatenate([np.zeros(sizes[0]), np.ones(sizes[1])])[None, :]
+    return X, Y
+
+
 def make_moons(m: int = 400, noise: float = 0.1, seed: int | None = 0):
     """Two interleaving half circles."""
-    rng = np.random.default_rng(seed)
-    upper = m // 2
-    t_up, t_down = np.linspace(0, np.pi, upper), np.linspace(0, np.pi, m - upper)
-    X = np.concatenate(
-        [[np.cos(t_up), np.sin(t_up)], [1 - np.cos(t_down), 0.5 - np.sin(t_down)]], axis=1
-    )
-    X = X + noise * rng.standard_normal(X.shape)
-    Y = np.concatenate([np.zeros(upper), np.ones(m - upper)])[None, :]
-    return X, Y
+
+    def moon(k, n):
+        t = np.linspace(0, np.pi, n)
+        return (
+            np.array([np.cos(t), np.sin(t)])
+            if k == 0
+            else np.array([1 - np.cos(t), 0.5 - np.sin(t)])
+        )
+
+    return _two_classes(m, moon, noise, seed)
 
 
 def make_circles(m: int = 400, noise: float = 0.05, factor: float = 0.5, seed: int | None = 0):
     """A small circle inside a larger one; the inner circle is class 1."""
-    rng = np.random.default_rng(seed)
-    outer = m // 2
-    t_out = np.linspace(0, 2 * np.pi, outer, endpoint=False)
-    t_in = np.linspace(0, 2 * np.pi, m - outer, endpoint=False)
-    X = np.concatenate(
-        [[np.cos(t_out), np.sin(t_out)], [factor * np.cos(t_in), factor * np.sin(t_in)]], axis=1
-    )
-    X = X + noise * rng.standard_normal(X.shape)
-    Y = np.concatenate([np.zeros(outer), np.ones(m - outer)])[None, :]
-    return X, Y
+
+    def circle(k, n):
+        t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+        return (1.0 if k == 0 else factor) * np.array([np.cos(t), np.sin(t)])
+
+    return _two_classes(m, circle, noise, seed)
 
 
 def make_spirals(m: int = 400, turns: float = 1.5, noise: float = 0.05, seed: int | None = 0):
     """Two interleaved spirals, one per class."""
-    rng = np.random.default_rng(seed)
-    half = m // 2
-    sizes = (half, m - half)
-    arms = []
-    for k, n in enumerate(sizes):
+
+    def arm(k, n):
         r = np.linspace(0.1, 1.0, n)
         t = turns * 2 * np.pi * r + k * np.pi
-        arms.append([r * np.cos(t), r * np.sin(t)])
-    X = np.concatenate(arms, axis=1) + noise * rng.standard_normal((2, m))
-    Y = np.concatenate([np.zeros(sizes[0]), np.ones(sizes[1])])[None, :]
-    return X, Y
+        return np.array([r * np.cos(t), r * np.sin(t)])
+
+    return _two_classes(m, arm, noise, seed)
 
 
 GENERATED = {"xor": make_xor, "moons": make_moons, "circles": make_circles, "spirals": make_spirals}
