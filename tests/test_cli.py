@@ -183,3 +183,16 @@ def test_demo_trains_compares_and_draws(tmp_path, capsys):
     for name in ("forward", "forward_grad", "backward"):
         assert (tmp_path / f"{name}.svg").exists() and (tmp_path / f"{name}.png").exists()
     assert (tmp_path / "backprop.html").exists()
+
+
+def test_long_runs_show_progress_at_a_terminal(monkeypatch, capsys):
+    from tinygrad_fnn import cli
+
+    assert cli._progress(10_000) is None  # not a terminal under pytest
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
+    show = cli._progress(10_000)
+    for epoch in range(10_000):
+        show(epoch, 0.5)
+    err = capsys.readouterr().err
+    assert err.count("\r") == 101 and err.endswith("100% epoch 10000/10000\n")
+    assert cli._progress(100) is None  # short runs stay quiet
