@@ -123,7 +123,7 @@ class Function:
         except ValueError as e:
             shapes = " and ".join(_describe(t) for t in inputs)
             raise ShapeError(f"{self.op}: cannot apply to {shapes}: {e}") from None
-        out = _new_tensor(Tensor)
+        out = _new_tensor(Tensor)  # Tensor._wrap(data), inlined: this is the hottest path
         out.data = data
         out.grad = None
         out.name = None
@@ -481,13 +481,11 @@ def _backprop(
                 if anomaly:
                     _check_finite(fn, tg.data, f"gradient for {_describe(t)}", "backward")
                 c = t._ctx
-                if c is not None:
+                if c is None:
+                    _deliver(t, tg, wanted)
+                else:
                     previous_grad = grads.get(c)
                     grads[c] = tg if previous_grad is None else previous_grad + tg
-                elif wanted is None:
-                    t.grad = tg if t.grad is None else t.grad + tg
-                else:
-                    _deliver(t, tg, wanted)
             if not retain_graph:
                 fn.freed = True
     finally:
@@ -495,9 +493,9 @@ def _backprop(
 
 
 def _deliver(t: Tensor, g: Tensor, wanted: dict[Tensor, Tensor | None] | None) -> None:
+    """Add `g` to the gradient kept for `t`: its `.grad`, or its entry in `wanted`."""
     if wanted is None:
-        if t.requires_grad:
-            t.grad = g if t.grad is None else t.grad + g
+        t.grad = g if t.grad is None else t.grad + g
     elif t in wanted:
         previous = wanted[t]
         wanted[t] = g if previous is None else previous + g
