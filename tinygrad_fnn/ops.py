@@ -17,9 +17,11 @@ that input needs none. Every rule is written in Tensor operations, so it is diff
     z = tanh(a)      da = g * (1 - z²)
     z = a @ b        da = g @ bᵀ                 db = aᵀ @ g
     z = sum(a)       da = g broadcast back to a's shape
+    z = broadcast(a) da = g summed back to a's shape
     z = max(a)       da = g shared equally among the tied maxima
     z = reshape(a)   da = g reshaped back
     z = transpose(a) da = g transposed back
+    z = astype(a)    da = g cast back to a's dtype
     z = bce_logits(a, y) = mean(max(a, 0) - a·y + log(1 + exp(-|a|)))
                      da = (sigmoid(a) - y) * g / N   dy = -a * g / N
 
@@ -32,7 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from tinygrad_fnn.engine import Function, ShapeError, Tensor
+from tinygrad_fnn.engine import Function, Tensor
 
 
 def unbroadcast(g: Tensor, shape: tuple[int, ...]) -> Tensor:
@@ -374,6 +376,3 @@ class BCEWithLogits(Function):
 
 def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(1 if i in axes else n for i, n in enumerate(shape))
-
-
-__all__ = ["ShapeError", "unbroadcast"]
