@@ -196,3 +196,20 @@ def test_long_runs_show_progress_at_a_terminal(monkeypatch, capsys):
     err = capsys.readouterr().err
     assert err.count("\r") == 101 and err.endswith("100% epoch 10000/10000\n")
     assert cli._progress(100) is None  # short runs stay quiet
+
+
+def test_the_readme_shows_what_compare_prints(capsys):
+    readme = (ROOT / "README.md").read_text()
+    shown = readme.split("<!-- compare:start")[1].split("-->", 1)[1].split("<!-- compare:end")[0]
+    assert main(["compare"]) == 0
+    assert shown.strip() == capsys.readouterr().out.strip()
+
+
+def test_the_readme_python_examples_run():
+    readme = (ROOT / "README.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in readme.split("```python\n")[1:]]
+    assert len(blocks) >= 3
+    namespace: dict = {}
+    for block in blocks:
+        exec(compile(block, "README.md", "exec"), namespace)
+    assert namespace["cost"].item() < 0.1  # the training loop trained
