@@ -189,13 +189,17 @@ def cmd_compare(args: argparse.Namespace) -> int:
     m = min(args.batch, ds.X_train.shape[1])
     X, Y = ds.X_train[:, :m], ds.Y_train[:, :m]
     params = fnn.initialize_parameters(ds.n_x, hidden, seed=args.seed, dtype=args.dtype)
-    losses = fnn.LOSSES if args.loss == "both" else (args.loss,)
+    _print_comparisons(X, Y, params, fnn.LOSSES if args.loss == "both" else (args.loss,))
+    return 0
+
+
+def _print_comparisons(X, Y, params, losses) -> None:
     for loss in losses:
         print(compare_gradients(X, Y, params, loss).table())
         print()
+    m = X.shape[1]
     if m & (m - 1):
         print(f"note: m={m} is not a power of two, so (1/m)·x and x/m can round differently.")
-    return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
@@ -245,10 +249,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print("\n== 2. The engine's gradients vs the tutorial's hand-derived formulas")
     X, Y = ds.X_train[:, :256], ds.Y_train[:, :256]
-    start_params = fnn.initialize_parameters(ds.n_x, hidden, seed=0)
-    for loss in fnn.LOSSES:
-        print(compare_gradients(X, Y, start_params, loss).table())
-        print()
+    _print_comparisons(X, Y, fnn.initialize_parameters(ds.n_x, hidden, seed=0), fnn.LOSSES)
 
     print("== 3. Pictures")
     _plot(args.out / "cost.png", costs, ds, params)
@@ -291,10 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         return COMMANDS[args.command](args)
-    except (CliError, ParameterFileError) as e:
-        print(f"tinygrad-fnn: error: {e}", file=sys.stderr)
-        return 2
-    except OSError as e:
+    except (CliError, ParameterFileError, OSError) as e:
         print(f"tinygrad-fnn: error: {e}", file=sys.stderr)
         return 2
 
