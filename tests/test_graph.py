@@ -128,6 +128,10 @@ def test_backward_graph_names_the_tutorial_gradients_in_order():
     ]
     assert [s["rule"] for s in graph.steps] == [f"r{k}" for k in range(1, 7)]
     assert "dW1" in graph.steps[-1]["caption"]
+    frame = draw_backward(cost, highlight=3).source  # a still of step 3
+    assert frame.count("#ffb347") == 1 and frame.count("#d9d9d9") == 2
+    with pytest.raises(ValueError):
+        draw_backward(cost, rankdir="RL")
     assert backward_steps(cost)[0] is cost.grad_fn
     # each rule consumes one gradient and produces one per input that needs one
     assert sum(1 for a, b in edges if b == "r3") == 1 and sum(1 for a, b in edges if a == "r3") == 2

@@ -101,14 +101,17 @@ def _preview(x: np.ndarray, items: int = 4) -> str:
     return f"[{shown}{', …' if flat.size > items else ''}]"
 
 
+def _norm(grad: Tensor) -> str:
+    return f"‖grad‖ = {float(np.linalg.norm(grad.data)):.4g}"
+
+
 def _tensor_label(t: Tensor, show_values: bool, show_grad: bool) -> str:
     lines = [expression(t), f"{t.shape} {t.dtype}"]
     if show_values:
         lines.append(f"value {_preview(t.data)}")
     if show_grad and t.grad is not None:
-        g = t.grad.data
-        lines.append(f"grad {_preview(g)}")
-        lines.append(f"‖grad‖ = {float(np.linalg.norm(g)):.4g}")
+        lines.append(f"grad {_preview(t.grad.data)}")
+        lines.append(_norm(t.grad))
     return "\n".join(lines)
 
 
@@ -128,8 +131,6 @@ def draw_graph(
     (left to right) or "TB" (top to bottom). Node ids follow the graph, not memory addresses,
     so the same graph always gives the same DOT source.
     """
-    if rankdir not in ("LR", "TB"):
-        raise ValueError(f"rankdir must be 'LR' or 'TB', got {rankdir!r}")
     g = _new_graph("forward", rankdir, title)
     tensors = collect(root)
     ids = {t: f"t{i}" for i, t in enumerate(tensors)}
@@ -190,12 +191,12 @@ def draw_backward(
             gid[t] = f"g{len(gid)}"
             name = gradient_name(t, root)
             lines = [name, f"{t.shape}"]
-            if t is root:
+            if t is root and t.size == 1:
                 lines[0] = f"{name} = 1"
             if name in PER_EXAMPLE:
                 lines.append(f"= ∂{root.name or 'out'}/∂{name[1:]} = {name}/m")
             if t.grad is not None:
-                lines.append(f"‖grad‖ = {float(np.linalg.norm(t.grad.data)):.4g}")
+                lines.append(_norm(t.grad))
             if name in differences:
                 d = differences[name]
                 verdict = (
@@ -238,6 +239,8 @@ def draw_backward(
 
 
 def _new_graph(name: str, rankdir: str, title: str | None) -> Graph:
+    if rankdir not in ("LR", "TB"):
+        raise ValueError(f"rankdir must be 'LR' or 'TB', got {rankdir!r}")
     g = Graph(name=name)
     g.attr(rankdir=rankdir, fontname="Helvetica", fontsize="11")
     g.attr("node", fontname="Helvetica", fontsize="10")
