@@ -33,7 +33,6 @@ def tutorial_graphs(
     ds = datasets.load(data, m=m, test_fraction=0.0, seed=seed)
     X, Y = ds.X_train[:, :m], ds.Y_train[:, :m]
     params = fnn.initialize_parameters(ds.n_x, hidden, seed=seed)
-    start = {k: p.data.copy() for k, p in params.items()}
     _, cache = fnn.forward_propagation(X, params)
     cost = fnn.cost_of(cache, Y, loss)
     for t in collect(cost):
@@ -41,7 +40,7 @@ def tutorial_graphs(
     shape = f"n_x={ds.n_x}, hidden={hidden}, m={X.shape[1]}, loss={loss}"
     forward = draw_graph(cost, show_grad=False, rankdir=rankdir, title=f"Forward pass ({shape})")
     cost.backward()
-    comparison = compare_gradients(X, Y, start, loss)
+    comparison = compare_gradients(X, Y, params, loss)
     with_grads = draw_graph(
         cost,
         show_values=True,
