@@ -143,6 +143,8 @@ def test_console_script_is_installed():
         [Path(sys.executable).with_name("tinygrad-fnn"), "--help"], capture_output=True, text=True
     )
     assert result.returncode == 0 and "train" in result.stdout and "demo" in result.stdout
+    version = run_cli("--version")
+    assert version.returncode == 0 and version.stdout.strip() == "tinygrad-fnn 0.1.0"
 
 
 # ----- the examples, each with fewer epochs
@@ -155,6 +157,7 @@ def test_console_script_is_installed():
         ("two_moons.py", ["--epochs", "300", "--out", "m.png"], "decision boundary written"),
         ("breast_cancer.py", ["--epochs", "300"], "test accuracy:"),
         ("manual_vs_autodiff.py", [], "bit-identical to the formula: True"),
+        ("second_derivatives.py", [], "largest difference: "),
     ],
 )
 def test_examples_run(script, args, expected, tmp_path):
@@ -169,6 +172,8 @@ def test_examples_run(script, args, expected, tmp_path):
     assert expected in result.stdout
     if script == "two_moons.py":
         assert (tmp_path / "m.png").stat().st_size > 10_000
+    if script == "second_derivatives.py":
+        assert float(result.stdout.rsplit(": ", 1)[1]) < 1e-6
 
 
 def test_demo_trains_compares_and_draws(tmp_path, capsys):

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tinygrad_fnn import datasets, fnn
+from tinygrad_fnn import __version__, datasets, fnn
 from tinygrad_fnn.compare import compare_gradients
 from tinygrad_fnn.persist import ParameterFileError, load_parameters, save_parameters
 
@@ -62,6 +62,7 @@ def _add_data_options(p: argparse.ArgumentParser, hidden_default: int | None = N
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="tinygrad-fnn", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"tinygrad-fnn {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = sub.add_parser("train", help="train the network and report accuracy")
