@@ -45,6 +45,13 @@ CASES = {
     "reshape": (lambda a: a.reshape(2, 6), lambda a: a.reshape(2, 6), [(3, 4)], -2),
     "transpose": (lambda a: a.transpose(1, 0), lambda a: a.permute(1, 0), [(3, 4)], -2),
     "T": (lambda a: a.T, lambda a: a.T, [(3, 4)], -2),
+    "broadcast_to": (
+        lambda a: a.broadcast_to((2, 3, 4)),
+        lambda a: a.broadcast_to((2, 3, 4)),
+        [(3, 1)],
+        -2,
+    ),
+    "rsub_scalar": (lambda a: 1.0 - a / 3.0, lambda a: 1.0 - a / 3.0, [(3, 4)], -2),
     "bce": (
         lambda p, y: binary_cross_entropy(p, y),
         lambda p, y: F.binary_cross_entropy(p, y),
