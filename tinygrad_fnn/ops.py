@@ -136,7 +136,7 @@ class Pow(Function):
         self.c = c
 
     def forward(self, a):
-        return a**self.c
+        return a ** a.dtype.type(self.c)  # a scalar of a's dtype: NumPy 1.x would upcast 0-d
 
     def backward(self, g):
         (a,) = self.parents
@@ -365,7 +365,7 @@ class BCEWithLogits(Function):
 
     def forward(self, z, y):
         loss = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
-        return np.asarray(np.add.reduce(loss, axis=None) / loss.size)
+        return np.asarray(np.add.reduce(loss, axis=None) / loss.size, dtype=z.dtype)
 
     def backward(self, g):
         z, y = self.parents
