@@ -80,7 +80,7 @@ def torch_case(fn, b_shape):
     return a, b, translate
 
 
-def measure(run, number=2000, repeat=7) -> float:
+def measure(run, number=2000, repeat=15) -> float:
     run()
     return statistics.median(timeit.repeat(run, number=number, repeat=repeat)) / number
 
@@ -94,7 +94,7 @@ def main() -> None:
         have_torch = False
     base = measure(lambda: A + B)
     print(f"bare NumPy a + b on 4×4: {base * 1e6:.2f} µs\n")
-    print("| operation | engine: record + backward | " + ("torch | " if have_torch else "") + "")
+    print("| operation | engine: record + backward |" + (" torch |" if have_torch else ""))
     print("|---|--:|" + ("--:|" if have_torch else ""))
     for name, (fn, b_shape) in OPS.items():
         ours = measure(engine_case(fn, b_shape))
