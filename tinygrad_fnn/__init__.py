@@ -7,8 +7,6 @@ from tinygrad_fnn.engine import (
     Function,
     ShapeError,
     Tensor,
-    binary_cross_entropy,
-    binary_cross_entropy_with_logits,
     detect_anomaly,
     enable_grad,
     grad,
@@ -17,6 +15,7 @@ from tinygrad_fnn.engine import (
 )
 from tinygrad_fnn.gradcheck import GradcheckError, gradcheck
 from tinygrad_fnn.graph import draw_backward, draw_graph
+from tinygrad_fnn.losses import binary_cross_entropy, binary_cross_entropy_with_logits
 
 __version__ = "0.1.0"
 

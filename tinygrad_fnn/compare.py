@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_fnn import fnn, manual
+from tinygrad_fnn.engine import Tensor
 
 PARAMETER_GRADIENTS = ("dW1", "db1", "dW2", "db2")
 GRADIENTS = (*PARAMETER_GRADIENTS, "dZ1", "dZ2", "dA1")
@@ -114,7 +115,7 @@ def compare_gradients(
     computations. With `loss="fused"` the engine's cost is `binary_cross_entropy_with_logits`;
     with `"composed"` it is the tutorial's sigmoid-then-log formula.
     """
-    arrays = {k: np.array(np.asarray(parameters[k])) for k in ("W1", "b1", "W2", "b2")}
+    arrays = {k: np.array(_values(parameters[k])) for k in ("W1", "b1", "W2", "b2")}
     dtype = arrays["W1"].dtype
     X = np.asarray(X, dtype=dtype)
     Y = np.asarray(Y, dtype=dtype)
@@ -129,3 +130,8 @@ def compare_gradients(
         engine={k: ours[k] for k in GRADIENTS},
         manual={k: reference[k] for k in GRADIENTS},
     )
+
+
+def _values(x: Any) -> np.ndarray:
+    """The values of a Tensor (taken out on purpose) or of an array."""
+    return x.data if isinstance(x, Tensor) else np.asarray(x)

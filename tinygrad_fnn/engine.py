@@ -1,19 +1,25 @@
-"""The engine: a Tensor that records the operations applied to it and back-propagates.
+"""The engine: a Tensor that records the operations applied to it, and the backward walk.
 
-Every operation is a `Function` (see `ops.py`): `forward` computes on NumPy arrays and
-`backward` maps the gradient of the output to gradients of the inputs. The derivative rules are
-written in Tensor operations, so with `create_graph=True` the backward pass is recorded like any
-forward pass and can be differentiated again.
+Every operation is a `Function` (the rules are in `ops.py`): `forward` computes on NumPy arrays,
+and one small method per input gives that input's gradient as a formula in Tensor operations.
+What every rule would otherwise repeat lives here, once, in the backward walk: gradients that no
+input needs are never computed, and a gradient that reaches a broadcast operand is summed back
+to the operand's shape. Because the rules are Tensor operations, `create_graph=True` records the
+backward pass like any forward pass, and it can be differentiated again.
 
-Grad mode and anomaly mode are per thread, as in PyTorch.
+Data a live graph needs cannot change under it: while a recorded operation is waiting for its
+backward pass, the arrays of its leaf inputs are read-only, and results of recorded operations
+are read-only from birth (see `Tensor.data`). Grad mode and anomaly mode are per thread.
 """
 
 from __future__ import annotations
 
 import contextlib
+import inspect
+import numbers
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -31,6 +37,7 @@ class _Mode(threading.local):
     grad_enabled = True
     anomaly = False
     rule: str | None = None  # the derivative rule being run, for anomaly messages
+    tracer: Any = None  # set by `compile` while it traces a step
 
 
 _mode = _Mode()
@@ -68,7 +75,7 @@ def is_grad_enabled() -> bool:
 
 
 @contextlib.contextmanager
-def detect_anomaly():
+def detect_anomaly() -> Iterator[None]:
     """Raise `AnomalyError` at the first operation whose output or gradient is NaN or infinite.
 
     The error names the operation, its operands (names and shapes) and the pass. The classic case
@@ -87,75 +94,167 @@ def _describe(t: Tensor) -> str:
     return f"{t.name or 'tensor'} {t.shape}"
 
 
-def _check_finite(fn: Function, data: np.ndarray, what: str, stage: str) -> None:
+def _check_finite(op: str, inputs: Sequence[Tensor], data: np.ndarray, what: str) -> None:
     if data.dtype.kind == "f" and not np.isfinite(data).all():
         kind = "nan" if np.isnan(data).any() else "inf"
-        operands = ", ".join(_describe(t) for t in fn.parents)
+        stage = "forward" if _mode.rule is None else f"backward (rule of {_mode.rule})"
+        operands = ", ".join(_describe(t) for t in inputs)
         raise AnomalyError(
-            f"{fn.op} produced {kind} in the {stage} pass ({what}); operands: {operands}"
+            f"{op} produced {kind} in the {stage} pass ({what}); operands: {operands}"
         )
 
 
-class Function:
-    """One recorded operation: its inputs (`parents`), which of them need a gradient, and a weak
-    reference to its output. Subclasses define `forward` on arrays and `backward` on Tensors."""
+# ----- read-only arrays while a graph needs them
 
-    __slots__ = ("parents", "needs_grad", "out", "freed")
+_locks: dict[int, list] = {}  # id(array) -> [array, number of live operations that need it]
+_guard = threading.Lock()  # guards `_locks` and the accumulation of `.grad` across threads
+
+
+def _lock(arrays: list[np.ndarray]) -> list[np.ndarray]:
+    """Make `arrays` read-only until `_unlock`; returns the ones to hand to `_unlock` later."""
+    locked = []
+    with _guard:
+        for a in arrays:
+            entry = _locks.get(id(a))
+            if entry is not None:
+                entry[1] += 1
+            elif a.flags.writeable:
+                a.setflags(write=False)
+                _locks[id(a)] = [a, 1]
+            else:
+                continue  # read-only by nature (a broadcast view, a result of a recorded op)
+            locked.append(a)
+    return locked
+
+
+def _unlock(locked: list[np.ndarray]) -> None:
+    """Undo one `_lock` (once: the list is emptied)."""
+    with _guard:
+        while locked:
+            a = locked.pop()
+            entry = _locks[id(a)]
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _locks[id(a)]
+                a.setflags(write=True)
+
+
+# ----- operations
+
+
+class Function:
+    """One recorded operation. Subclasses define `forward(self, a, b, …)` on arrays and, for each
+    input `x`, a method `dx(self, g, z, a, b, …)` that returns the gradient for `x` as a Tensor
+    formula: `g` is the gradient of the output `z`, and `a, b, …` are the inputs as Tensors.
+    An operation with a variable number of inputs defines `backward(self, g, z, *inputs)`
+    returning one gradient per input instead. An operation without either is not differentiable.
+    """
+
+    __slots__ = ("parents", "needs_grad", "out", "locked", "freed")
     op = "function"
-    rule = ""  # the derivative rule in one line, for pictures of the backward pass
+    vjps: tuple[Callable[..., Tensor], ...] = ()  # filled in from the `dx` methods, in order
+    differentiable = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "forward" not in cls.__dict__:
+            return
+        names = [
+            p.name
+            for p in inspect.signature(cls.forward).parameters.values()
+            if p.name != "self" and p.kind is not p.VAR_POSITIONAL
+        ]
+        methods = [getattr(cls, f"d{n}", None) for n in names]
+        if all(m is not None for m in methods) and names:
+            cls.vjps = tuple(methods)
+            cls.differentiable = True
+        else:
+            cls.vjps = ()
+            cls.differentiable = "backward" in cls.__dict__
 
     def forward(self, *arrays: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def backward(self, g: Tensor) -> tuple[Tensor | None, ...]:
-        """Gradients of the inputs given `g`, the gradient of the output (None where not needed)."""
+    def backward(self, g: Tensor, z: Tensor, *inputs: Tensor) -> Sequence[Tensor | None]:
+        """The gradient for every input, for an operation with no `dx` rules of its own."""
         raise NotImplementedError
+
+    @classmethod
+    def rules(cls) -> list[str]:
+        """The derivative rules as formulas, read from the code itself: `["da = g * b", …]`."""
+        found = []
+        for rule in cls.vjps or ([cls.backward] if cls.differentiable else []):
+            source = inspect.getsource(rule)
+            body = source[source.index("return ") + len("return ") :].strip()
+            body = " ".join(body.split("#")[0].replace("self.", "").split())
+            name = rule.__name__ if rule.__name__ != "backward" else "d(inputs)"
+            found.append(f"{name} = {body}")
+        return found
+
+    @property
+    def rule(self) -> str:
+        """The derivative rules in one line, for pictures of the backward pass."""
+        return _rule_line(type(self))
 
     def __call__(self, *inputs: Tensor) -> Tensor:
         try:
-            arity = len(inputs)
-            if arity == 2:
-                data = self.forward(inputs[0].data, inputs[1].data)
-            elif arity == 1:
-                data = self.forward(inputs[0].data)
-            else:
-                data = self.forward(*[t.data for t in inputs])
+            data = self.forward(*[t._data for t in inputs])
         except ValueError as e:
             shapes = " and ".join(_describe(t) for t in inputs)
             raise ShapeError(f"{self.op}: cannot apply to {shapes}: {e}") from None
-        out = _new_tensor(Tensor)  # Tensor._wrap(data), inlined: this is the hottest path
-        out.data = data
-        out.grad = None
-        out.name = None
-        out._retains_grad = False
-        out.requires_grad = False
-        out._ctx = None
+        if type(data) is not np.ndarray:
+            data = np.asarray(data)  # NumPy returns scalars for 0-d results
+        out = Tensor._wrap(data)
         mode = _mode
-        if mode.grad_enabled:
-            needs = [t.requires_grad for t in inputs]
+        if mode.grad_enabled and self.differentiable:
+            needs = tuple([t.requires_grad for t in inputs])
             if True in needs:
-                self.parents = inputs
-                self.needs_grad = needs
-                self.out = weakref.ref(out)
-                self.freed = False
-                out.requires_grad = True
-                out._ctx = self
+                self.record(inputs, needs, out)
+        if mode.tracer is not None:
+            mode.tracer.record(self, inputs, out)
         if mode.anomaly:
-            self.parents = inputs
-            stage = "forward" if mode.rule is None else f"backward (rule of {mode.rule})"
-            _check_finite(self, data, "output", stage)
+            _check_finite(self.op, inputs, data, "output")
         return out
+
+    def record(self, inputs: tuple[Tensor, ...], needs: tuple[bool, ...], out: Tensor) -> None:
+        """Remember the inputs for backward, and keep the data it will read from changing."""
+        self.parents = inputs
+        self.needs_grad = needs
+        self.freed = False
+        leaves = [t._data for t in inputs if t._ctx is None]
+        self.locked = locked = _lock(leaves) if leaves else []
+        # The lock ends at backward (`release`) or when the output is dropped unused.
+        self.out = weakref.ref(out, lambda _: _unlock(locked)) if locked else weakref.ref(out)
+        if out._data.flags.writeable:
+            out._data.setflags(write=False)
+        out.requires_grad = True
+        out._ctx = self
+
+    def release(self) -> None:
+        """Backward has run through this operation: its inputs may change from now on."""
+        self.freed = True
+        _unlock(self.locked)
+
+
+_rule_lines: dict[type, str] = {}
+
+
+def _rule_line(cls: type[Function]) -> str:
+    line = _rule_lines.get(cls)
+    if line is None:
+        line = _rule_lines[cls] = ", ".join(cls.rules())
+    return line
 
 
 class Tensor:
     """An n-dimensional array that records the operations applied to it.
 
-    `data` is a NumPy array (float64 unless `dtype` says otherwise; float32 is supported).
-    Operators broadcast as NumPy does and accept Python numbers and arrays on either side; such
-    operands take the tensor's dtype, so `x32 * 0.5` stays float32.
+    `data` is a NumPy array (float64 unless `dtype` says otherwise; float32 is supported), 0-d
+    for a scalar. Operators broadcast as NumPy does and accept Python numbers and arrays on
+    either side; such operands take the tensor's dtype, so `x32 * 0.5` stays float32.
     """
 
-    __slots__ = ("data", "grad", "requires_grad", "name", "_ctx", "_retains_grad", "__weakref__")
+    __slots__ = ("_data", "grad", "requires_grad", "name", "_ctx", "_retains_grad", "__weakref__")
     __array_ufunc__ = None  # `ndarray + Tensor` defers to `Tensor.__radd__`
 
     def __init__(
@@ -166,11 +265,17 @@ class Tensor:
         name: str | None = None,
     ) -> None:
         if isinstance(data, Tensor):
-            data = data.data
+            data = data._data
         dtype = np.dtype(np.float64 if dtype is None else dtype)
         if dtype.kind != "f":
             raise TypeError(f"Tensor holds floating-point data; dtype {dtype} is not one")
-        self.data = np.array(data, dtype=dtype)
+        given = np.asarray(data) if not isinstance(data, np.ndarray) else data
+        if given.dtype.kind not in "biuf":
+            raise TypeError(
+                f"Tensor: cannot make a tensor of {type(data).__name__} data "
+                f"(NumPy reads it as {given.dtype}); give numbers, nested lists or an array"
+            )
+        self._data = np.array(given, dtype=dtype)
         self.grad: Tensor | None = None
         self.requires_grad = bool(requires_grad)
         self.name = name
@@ -181,7 +286,7 @@ class Tensor:
     def _wrap(data: np.ndarray) -> Tensor:
         """A constant tensor around `data`, without a copy."""
         t = Tensor.__new__(Tensor)
-        t.data = data
+        t._data = data
         t.grad = None
         t.requires_grad = False
         t.name = None
@@ -191,20 +296,46 @@ class Tensor:
 
     # ----- what a tensor is
     @property
+    def data(self) -> np.ndarray:
+        """The array. Read-only while a recorded graph still needs it (until its backward), and
+        always for results of recorded operations; replace a leaf's array by assigning here."""
+        return self._data
+
+    @data.setter
+    def data(self, value: np.ndarray) -> None:
+        if self._ctx is not None:
+            raise RuntimeError(
+                f"cannot replace the data of {_describe(self)}: it is the result of a recorded "
+                "operation; detach() it first"
+            )
+        if id(self._data) in _locks:
+            raise RuntimeError(
+                f"cannot replace the data of {_describe(self)}: a recorded graph still needs it; "
+                "call backward() on that graph first (or let it go)"
+            )
+        value = np.asarray(value)
+        if value.shape != self._data.shape or value.dtype != self._data.dtype:
+            raise ShapeError(
+                f"data of {_describe(self)} ({self._data.dtype}) cannot become an array of shape "
+                f"{value.shape} ({value.dtype})"
+            )
+        self._data = value
+
+    @property
     def shape(self) -> tuple[int, ...]:
-        return self.data.shape
+        return self._data.shape
 
     @property
     def ndim(self) -> int:
-        return self.data.ndim
+        return self._data.ndim
 
     @property
     def size(self) -> int:
-        return self.data.size
+        return self._data.size
 
     @property
     def dtype(self) -> np.dtype:
-        return self.data.dtype
+        return self._data.dtype
 
     @property
     def grad_fn(self) -> Function | None:
@@ -219,16 +350,60 @@ class Tensor:
     def T(self) -> Tensor:
         return Transpose(None)(self)
 
+    @property
+    def mT(self) -> Tensor:
+        """The last two axes swapped: the transpose of each matrix in a stack."""
+        n = self.ndim
+        return Transpose(None if n == 2 else (*range(n - 2), n - 1, n - 2))(self)
+
+    # ----- leaving the graph, explicitly
+    def _no_trace(self, what: str) -> None:
+        if _mode.tracer is not None:
+            _mode.tracer.refuse(self, what)
+
     def numpy(self) -> np.ndarray:
         """The underlying array (shared, not copied)."""
-        return self.data
+        self._no_trace(".numpy()")
+        return self._data
 
-    def item(self) -> float:
-        return self.data.item()
+    def item(self) -> Any:
+        """The value of a one-element tensor as a Python number."""
+        self._no_trace(".item()")
+        return self._scalar("item").item()
+
+    def tolist(self) -> Any:
+        self._no_trace(".tolist()")
+        return self._data.tolist()
+
+    def _scalar(self, what: str) -> np.ndarray:
+        if self._data.size != 1:
+            raise ValueError(
+                f"{what}: only a one-element tensor converts to a Python number; "
+                f"{_describe(self)} has {self._data.size} elements"
+            )
+        return self._data
+
+    def __float__(self) -> float:
+        self._no_trace("float()")
+        return float(self._scalar("float()").item())
+
+    def __int__(self) -> int:
+        self._no_trace("int()")
+        return int(self._scalar("int()").item())
+
+    def __bool__(self) -> bool:
+        self._no_trace("bool()")
+        return bool(self._scalar("bool()").item())
+
+    def __format__(self, spec: str) -> str:
+        if not spec:
+            return str(self)
+        self._no_trace("format()")
+        return format(self._scalar("format()").item(), spec)
 
     def detach(self) -> Tensor:
         """The same data as a constant: no history, no gradient."""
-        return Tensor._wrap(self.data)
+        return Tensor._wrap(self._data)
 
     def retain_grad(self) -> Tensor:
         """Keep `.grad` on this intermediate after backward (leaves keep theirs anyway)."""
@@ -240,20 +415,24 @@ class Tensor:
         self.grad = None
 
     def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
-        if dtype is not None and dtype != self.data.dtype:
-            return self.data.astype(dtype)
-        return self.data.copy() if copy else self.data
+        if self.requires_grad:
+            raise TypeError(
+                f"NumPy asked for the array of {_describe(self)}, which requires grad: the "
+                "result would silently drop it from the graph. Use .detach() (or .data, "
+                ".numpy(), .item()) to take the values out on purpose"
+            )
+        self._no_trace("np.asarray()")
+        if dtype is not None and dtype != self._data.dtype:
+            return self._data.astype(dtype)
+        return self._data.copy() if copy else self._data
 
     def __len__(self) -> int:
-        return len(self.data)
-
-    def __bool__(self) -> bool:
-        return bool(self.data)
+        return len(self._data)
 
     __hash__ = object.__hash__  # `==` builds a Tensor, so identity is the hash
 
     def __repr__(self) -> str:
-        body = np.array2string(self.data, precision=4, separator=", ", prefix="Tensor(")
+        body = np.array2string(self._data, precision=4, separator=", ", prefix="Tensor(")
         extras = []
         if self.dtype != np.float64 and self.dtype != np.bool_:
             extras.append(f"dtype={self.dtype}")
@@ -293,38 +472,78 @@ class Tensor:
     def __neg__(self) -> Tensor:
         return Neg()(self)
 
-    def __pow__(self, exponent: float) -> Tensor:
-        if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
-            raise TypeError("pow: the exponent must be a number, not a tensor or an array")
-        return Pow(float(exponent))(self)
+    def __pow__(self, exponent: Any) -> Tensor:
+        if isinstance(exponent, numbers.Real) and not isinstance(exponent, bool):
+            return PowConst(float(exponent))(self)
+        return Pow()(self, _operand(exponent, self, "pow"))
+
+    def __rpow__(self, base: Any) -> Tensor:
+        return Pow()(_operand(base, self, "pow"), self)
 
     def __matmul__(self, other: Any) -> Tensor:
-        other = _operand(other, self, "matmul")
-        if self.data.ndim == 2 and other.data.ndim == 2:
-            return MatMul()(self, other)
-        return _matmul(self, other)
+        return _matmul(self, _operand(other, self, "matmul"))
 
     def __rmatmul__(self, other: Any) -> Tensor:
         return _matmul(_operand(other, self, "matmul"), self)
 
+    # ----- in-place updates: only on data no graph needs, and never recorded
+    def _inplace(self, ufunc: np.ufunc, other: Any, symbol: str) -> Tensor:
+        if _mode.grad_enabled and (self.requires_grad or self._ctx is not None):
+            raise RuntimeError(
+                f"{symbol}: {_describe(self)} requires grad, and an in-place update of it cannot "
+                f"be recorded; update parameters inside `with no_grad():`, or write "
+                f"`x = x {symbol[0]} y` to record a new tensor"
+            )
+        if self._ctx is not None:
+            raise RuntimeError(f"{symbol}: {_describe(self)} is the result of a recorded operation")
+        value = _value(other)
+        if isinstance(value, np.ndarray) and value.dtype != self.dtype and value.dtype.kind == "f":
+            raise TypeError(f"{symbol}: dtypes {self.dtype} and {value.dtype} differ")
+        if not self._data.flags.writeable:
+            raise RuntimeError(
+                f"{symbol}: the data of {_describe(self)} is read-only"
+                + (
+                    ": a recorded graph still needs it; call backward() on that graph first"
+                    if id(self._data) in _locks
+                    else ""
+                )
+            )
+        try:
+            ufunc(self._data, value, out=self._data, casting="same_kind")
+        except ValueError as e:
+            raise ShapeError(f"{symbol}: cannot update {_describe(self)} in place: {e}") from None
+        return self
+
+    def __iadd__(self, other: Any) -> Tensor:
+        return self._inplace(np.add, other, "+=")
+
+    def __isub__(self, other: Any) -> Tensor:
+        return self._inplace(np.subtract, other, "-=")
+
+    def __imul__(self, other: Any) -> Tensor:
+        return self._inplace(np.multiply, other, "*=")
+
+    def __itruediv__(self, other: Any) -> Tensor:
+        return self._inplace(np.true_divide, other, "/=")
+
     # ----- comparisons: constant boolean tensors, no gradient
     def __lt__(self, other: Any) -> Tensor:
-        return Tensor._wrap(self.data < _value(other))
+        return Less()(self, _operand(other, self, "<"))
 
     def __le__(self, other: Any) -> Tensor:
-        return Tensor._wrap(self.data <= _value(other))
+        return LessEqual()(self, _operand(other, self, "<="))
 
     def __gt__(self, other: Any) -> Tensor:
-        return Tensor._wrap(self.data > _value(other))
+        return Greater()(self, _operand(other, self, ">"))
 
     def __ge__(self, other: Any) -> Tensor:
-        return Tensor._wrap(self.data >= _value(other))
+        return GreaterEqual()(self, _operand(other, self, ">="))
 
     def __eq__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return Tensor._wrap(self.data == _value(other))
+        return Equal()(self, _operand(other, self, "=="))
 
     def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
-        return Tensor._wrap(self.data != _value(other))
+        return NotEqual()(self, _operand(other, self, "!="))
 
     # ----- elementwise functions
     def exp(self) -> Tensor:
@@ -347,29 +566,31 @@ class Tensor:
 
     # ----- reductions and shape
     def sum(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        return Sum(_axes(axis, self.ndim), keepdims)(self)
+        return Sum(_axes(axis, self.ndim, "sum"), bool(keepdims))(self)
 
     def mean(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
-        axes = _axes(axis, self.ndim)
+        axes = _axes(axis, self.ndim, "mean")
         count = self.size if axes is None else int(np.prod([self.shape[a] for a in axes]))
-        return Sum(axes, keepdims)(self) / count
+        return Sum(axes, bool(keepdims))(self) / count
 
     def max(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Maximum; tied maxima share the gradient equally, as `torch.amax` does."""
-        return Max(_axes(axis, self.ndim), keepdims)(self)
+        return Max(_axes(axis, self.ndim, "max"), bool(keepdims))(self)
 
     def reshape(self, *shape: int | Sequence[int]) -> Tensor:
-        if len(shape) == 1 and not isinstance(shape[0], int):
+        if len(shape) == 1 and not isinstance(shape[0], (int, np.integer)):
             shape = tuple(shape[0])
-        return Reshape(shape)(self)
+        return Reshape(_ints(shape, "reshape"))(self)
 
-    def transpose(self, *axes: int | Sequence[int]) -> Tensor:
-        if len(axes) == 1 and not isinstance(axes[0], int):
+    def transpose(self, *axes: int | Sequence[int] | None) -> Tensor:
+        if axes == (None,):
+            axes = ()
+        if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
             axes = tuple(axes[0])
-        return Transpose(axes or None)(self)
+        return Transpose(_ints(axes, "transpose") or None)(self)
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
-        return BroadcastTo(tuple(shape))(self)
+        return BroadcastTo(_ints(shape, "broadcast_to"))(self)
 
     # ----- back-propagation
     def backward(
@@ -380,7 +601,7 @@ class Tensor:
     ) -> None:
         """Accumulate d(self)/d(leaf) into `.grad` of every leaf that requires grad.
 
-        A scalar needs no `gradient`; any other output needs one of its shape. Without
+        A scalar needs no `gradient`; any other output needs one of its shape and dtype. Without
         `retain_graph` the graph is released and a second backward through it is an error.
         `create_graph=True` records the backward pass, so the gradients can be differentiated.
         """
@@ -388,32 +609,32 @@ class Tensor:
             raise RuntimeError(
                 f"backward: {_describe(self)} does not require grad and has no recorded history"
             )
-        seed = _seed(self, gradient)
         if retain_graph is None:
             retain_graph = create_graph
-        _backprop(self, seed, retain_graph, create_graph, None)
+        _backprop(self, _seed(self, gradient, "backward"), retain_graph, create_graph, None)
 
 
-_new_tensor = object.__new__
-
-
-def _seed(out: Tensor, gradient: Any) -> Tensor:
+def _seed(out: Tensor, gradient: Any, caller: str) -> Tensor:
     """The gradient that starts backward: ones for a scalar, else a copy of `gradient`."""
-    data = out.data
+    data = out._data
     if gradient is None:
         if data.size != 1:
             raise RuntimeError(
-                f"backward: {_describe(out)} is not a scalar; pass `gradient` of shape {data.shape}"
+                f"{caller}: {_describe(out)} is not a scalar; pass `gradient` of shape {data.shape}"
             )
         return Tensor._wrap(np.ones(data.shape, data.dtype))
-    if isinstance(gradient, Tensor):
-        seed = gradient
-    elif isinstance(gradient, np.ndarray) and gradient.dtype == data.dtype:
-        seed = Tensor._wrap(gradient.copy())
-    else:
-        seed = Tensor(gradient, dtype=data.dtype)
-    if seed.data.shape != data.shape:
-        raise ShapeError(f"backward: gradient of shape {seed.shape} given for {_describe(out)}")
+    given = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient)
+    if given.dtype.kind == "f" and given.dtype != data.dtype:
+        raise TypeError(
+            f"{caller}: the gradient given is {given.dtype}, but {_describe(out)} is {data.dtype}; "
+            "convert it with .astype()"
+        )
+    seed = gradient if isinstance(gradient, Tensor) else Tensor(given, dtype=data.dtype)
+    if seed.shape != data.shape:
+        raise ShapeError(
+            f"{caller}: gradient of shape {seed.shape} given for {_describe(out)}; "
+            "they must have the same shape"
+        )
     return seed
 
 
@@ -436,6 +657,16 @@ def _topological_order(root: Function) -> list[Function]:
     return order
 
 
+def unbroadcast(g: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """Sum `g` over the axes along which an operand of `shape` was broadcast."""
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
+    )
+    summed = Sum(axes, True)(g) if axes else g
+    return summed.reshape(shape) if summed.shape != shape else summed
+
+
 def _backprop(
     root: Tensor,
     seed: Tensor,
@@ -445,15 +676,17 @@ def _backprop(
 ) -> None:
     """Walk the graph behind `root` from the output back, one operation at a time.
 
-    With `wanted` None, leaf gradients accumulate into `.grad`; otherwise the gradients of the
-    tensors in `wanted` are stored there and no `.grad` is touched (this is `grad()`).
+    For each operation, only the inputs that need a gradient get one; a gradient whose shape
+    differs from its input's (the input was broadcast) is summed back to that shape; gradients
+    reaching one tensor from several uses are added. With `wanted` None, leaf gradients
+    accumulate into `.grad`; otherwise the gradients of the tensors in `wanted` are stored
+    there and no `.grad` is touched (this is `grad()`).
     """
     if root._ctx is None:
         _deliver(root, seed, wanted)
         return
     grads: dict[Function, Tensor] = {root._ctx: seed}
     mode = _mode
-    anomaly = mode.anomaly
     previous = mode.grad_enabled
     mode.grad_enabled = create_graph
     try:
@@ -464,22 +697,28 @@ def _backprop(
                     f"backward through {fn.op} a second time: its graph was released by the "
                     "first backward; pass retain_graph=True to that call to keep it"
                 )
-            out = fn.out()
-            if out is not None and (out._retains_grad or (wanted and out in wanted)):
-                _deliver(out, g, wanted)
-            if anomaly:
-                mode.rule = fn.op
-                try:
-                    input_grads = fn.backward(g)
-                finally:
-                    mode.rule = None
-            else:
-                input_grads = fn.backward(g)
-            for t, tg in zip(fn.parents, input_grads):
-                if tg is None:
+            z = fn.out()
+            if z._retains_grad or (wanted and z in wanted):
+                _deliver(z, g, wanted)
+            parents = fn.parents
+            mode.rule = fn.op
+            try:
+                if fn.vjps:  # one rule per input, run only for the inputs that need it
+                    input_grads = [
+                        rule(fn, g, z, *parents) if need else None
+                        for rule, need in zip(fn.vjps, fn.needs_grad)
+                    ]
+                else:
+                    input_grads = fn.backward(g, z, *parents)
+            finally:
+                mode.rule = None
+            for t, tg, need in zip(parents, input_grads, fn.needs_grad):
+                if not need:
                     continue
-                if anomaly:
-                    _check_finite(fn, tg.data, f"gradient for {_describe(t)}", "backward")
+                if tg.shape != t.shape:
+                    tg = unbroadcast(tg, t.shape)
+                if mode.anomaly:
+                    _check_finite(fn.op, fn.parents, tg._data, f"gradient for {_describe(t)}")
                 c = t._ctx
                 if c is None:
                     _deliver(t, tg, wanted)
@@ -487,7 +726,7 @@ def _backprop(
                     previous_grad = grads.get(c)
                     grads[c] = tg if previous_grad is None else previous_grad + tg
             if not retain_graph:
-                fn.freed = True
+                fn.release()
     finally:
         mode.grad_enabled = previous
 
@@ -495,7 +734,8 @@ def _backprop(
 def _deliver(t: Tensor, g: Tensor, wanted: dict[Tensor, Tensor | None] | None) -> None:
     """Add `g` to the gradient kept for `t`: its `.grad`, or its entry in `wanted`."""
     if wanted is None:
-        t.grad = g if t.grad is None else t.grad + g
+        with _guard:  # several threads may back-propagate into one shared leaf
+            t.grad = g if t.grad is None else t.grad + g
     elif t in wanted:
         previous = wanted[t]
         wanted[t] = g if previous is None else previous + g
@@ -503,23 +743,29 @@ def _deliver(t: Tensor, g: Tensor, wanted: dict[Tensor, Tensor | None] | None) -
 
 def grad(
     output: Tensor,
-    inputs: Sequence[Tensor],
+    inputs: Tensor | Sequence[Tensor],
     gradient: Any = None,
     retain_graph: bool | None = None,
     create_graph: bool = False,
 ) -> list[Tensor]:
     """d(output)/d(input) for each input, returned rather than accumulated into `.grad`.
 
-    As `torch.autograd.grad`: with `create_graph=True` the results can be differentiated again,
-    which is how a Hessian-vector product is computed. An input that `output` does not depend on
-    gets a gradient of zeros.
+    As `torch.autograd.grad`: `inputs` is one tensor or a sequence, and the result is always a
+    list; with `create_graph=True` the results can be differentiated again, which is how a
+    Hessian-vector product is computed. An input that `output` does not depend on gets a
+    gradient of zeros.
     """
+    if isinstance(inputs, Tensor):
+        inputs = [inputs]
     if not output.requires_grad:
         raise RuntimeError(f"grad: {_describe(output)} does not require grad")
+    for t in inputs:
+        if not isinstance(t, Tensor):
+            raise TypeError(f"grad: inputs must be Tensors, got {type(t).__name__}")
     wanted: dict[Tensor, Tensor | None] = {t: None for t in inputs}
     if retain_graph is None:
         retain_graph = create_graph
-    _backprop(output, _seed(output, gradient), retain_graph, create_graph, wanted)
+    _backprop(output, _seed(output, gradient, "grad"), retain_graph, create_graph, wanted)
     return [
         Tensor._wrap(np.zeros(t.shape, t.dtype)) if wanted[t] is None else wanted[t] for t in inputs
     ]
@@ -529,86 +775,86 @@ def grad(
 
 
 def _value(x: Any) -> Any:
-    return x.data if isinstance(x, Tensor) else x
+    return x._data if isinstance(x, Tensor) else x
 
 
 def _operand(x: Any, like: Tensor, op: str) -> Tensor:
     """`x` as a Tensor beside `like`: numbers and arrays take `like`'s dtype."""
     if isinstance(x, Tensor):
-        a, b = x.data.dtype, like.data.dtype
+        a, b = x._data.dtype, like._data.dtype
         if a is not b and a != b and a.kind != "b" and b.kind != "b":
             raise TypeError(f"{op}: dtypes {b} and {a} differ; convert one with .astype()")
         return x
-    return Tensor._wrap(np.asarray(x, dtype=like.data.dtype))
+    given = np.asarray(x)
+    if given.dtype.kind not in "biuf":
+        raise TypeError(
+            f"{op}: cannot combine {_describe(like)} with {type(x).__name__} "
+            f"(NumPy reads it as {given.dtype})"
+        )
+    return Tensor._wrap(given.astype(like._data.dtype, copy=False))
 
 
-def _axes(axis: int | Sequence[int] | None, ndim: int) -> tuple[int, ...] | None:
+def _ints(values: Sequence[Any], op: str) -> tuple[int, ...]:
+    for v in values:
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool):
+            raise TypeError(f"{op}: expects whole numbers, got {v!r} ({type(v).__name__})")
+    return tuple(int(v) for v in values)
+
+
+def _axes(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
     if axis is None:
         return None
-    axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
+    axes = _ints((axis,) if not isinstance(axis, (tuple, list)) else axis, f"{op}: axis")
     for a in axes:
         if not -ndim <= a < ndim:
-            raise ShapeError(f"axis {a} is out of range for a tensor of {ndim} dimensions")
-    return tuple(sorted(a % ndim for a in axes))
+            raise ShapeError(f"{op}: axis {a} is out of range for a tensor of {ndim} dimensions")
+    normal = tuple(sorted(a % ndim for a in axes))
+    if len(set(normal)) != len(normal):
+        raise ShapeError(f"{op}: axis {axis} repeats an axis")
+    return normal
 
 
 def _matmul(a: Tensor, b: Tensor) -> Tensor:
-    """Matrix product; a 1-D operand is a row (left) or a column (right), as in NumPy."""
-    if a.ndim == 2 and b.ndim == 2:
+    """Matrix product as `np.matmul`: a 1-D operand is a row (left) or a column (right)."""
+    if a.ndim == 0 or b.ndim == 0:
+        raise ShapeError(
+            f"matmul: needs operands of at least one dimension, got {_describe(a)} and "
+            f"{_describe(b)}; use * to scale"
+        )
+    inner_a, inner_b = a.shape[-1], b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if inner_a != inner_b:
+        raise ShapeError(
+            f"matmul: cannot multiply {_describe(a)} by {_describe(b)}: inner dimensions "
+            f"{inner_a} and {inner_b} differ"
+        )
+    if a.ndim >= 2 and b.ndim >= 2:
         return MatMul()(a, b)
-    if a.ndim not in (1, 2) or b.ndim not in (1, 2):
-        raise ShapeError(
-            f"matmul: takes 1-D and 2-D operands, got {_describe(a)} and {_describe(b)}"
-        )
-    a2 = a.reshape(1, -1) if a.ndim == 1 else a
-    b2 = b.reshape(-1, 1) if b.ndim == 1 else b
-    out = MatMul()(a2, b2)
-    shape = (a.shape[:1] if a.ndim == 2 else ()) + (b.shape[1:] if b.ndim == 2 else ())
-    return out.reshape(shape)
-
-
-def binary_cross_entropy(probs: Tensor, targets: Any) -> Tensor:
-    """The textbook cost, mean over all elements: -mean(y·log(p) + (1 − y)·log(1 − p)).
-
-    Composed of `log`, `*`, `-` and `mean`, so its gradient is whatever those rules give; a
-    probability of exactly 0 or 1 makes it inf or nan (see `detect_anomaly`).
-    """
-    y = _operand(targets, probs, "binary_cross_entropy")
-    if y.shape != probs.shape:
-        raise ShapeError(
-            f"binary_cross_entropy: probs {probs.shape} and targets {y.shape} differ in shape"
-        )
-    return -(y * probs.log() + (1.0 - y) * (1.0 - probs).log()).mean()
-
-
-def binary_cross_entropy_with_logits(logits: Tensor, targets: Any) -> Tensor:
-    """Sigmoid and cross-entropy fused into one stable operation, mean over all elements.
-
-    Its gradient is `(sigmoid(logits) − targets) / N`: the tutorial's `dZ2 = A2 − Y`.
-    """
-    y = _operand(targets, logits, "binary_cross_entropy_with_logits")
-    if y.shape != logits.shape:
-        raise ShapeError(
-            f"binary_cross_entropy_with_logits: logits {_describe(logits)} and targets "
-            f"{_describe(y)} differ in shape"
-        )
-    return BCEWithLogits()(logits, y)
+    out = MatMul()(a.reshape(1, -1) if a.ndim == 1 else a, b.reshape(-1, 1) if b.ndim == 1 else b)
+    rows = out.shape[-2:-1] if a.ndim > 1 else ()
+    columns = out.shape[-1:] if b.ndim > 1 else ()
+    return out.reshape(out.shape[:-2] + rows + columns)
 
 
 # The derivative rules refer back to Tensor, so they are imported last.
 from tinygrad_fnn.ops import (  # noqa: E402
     Add,
-    BCEWithLogits,
     BroadcastTo,
     Cast,
     Div,
+    Equal,
     Exp,
+    Greater,
+    GreaterEqual,
+    Less,
+    LessEqual,
     Log,
     MatMul,
     Max,
     Mul,
     Neg,
+    NotEqual,
     Pow,
+    PowConst,
     ReLU,
     Reshape,
     Sigmoid,

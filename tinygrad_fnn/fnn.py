@@ -14,12 +14,8 @@ from typing import Any
 import numpy as np
 
 from tinygrad_fnn import manual
-from tinygrad_fnn.engine import (
-    Tensor,
-    binary_cross_entropy,
-    binary_cross_entropy_with_logits,
-    no_grad,
-)
+from tinygrad_fnn.engine import Tensor, no_grad
+from tinygrad_fnn.losses import binary_cross_entropy, binary_cross_entropy_with_logits
 
 LOSSES = ("composed", "fused")
 

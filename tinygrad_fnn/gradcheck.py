@@ -29,6 +29,10 @@ def gradcheck(
     Returns True, or raises `GradcheckError` naming the input, the worst element, both values and
     their difference. Use float64 inputs: float32 cannot resolve a step of 1e-6.
     """
+    # Fresh leaves with the same values: perturbing them in place cannot touch the caller's data.
+    inputs = tuple(
+        Tensor(t.data, requires_grad=t.requires_grad, dtype=t.dtype, name=t.name) for t in inputs
+    )
     checked = [t for t in inputs if t.requires_grad]
     if not checked:
         raise ValueError("gradcheck: no input requires grad, so there is nothing to check")

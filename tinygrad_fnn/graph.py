@@ -84,8 +84,6 @@ def expression(t: Tensor) -> str:
     names = [
         p.name or (_number(p.data) if p.size == 1 and p._ctx is None else "…") for p in fn.parents
     ]
-    if fn.op == "matmul":  # the backward pass multiplies by transposes through flags
-        names = [n + "ᵀ" if flag else n for n, flag in zip(names, (fn.ta, fn.tb))]
     if fn.op in INFIX and len(names) == 2:
         return f"{names[0]} {INFIX[fn.op]} {names[1]}"
     return f"{fn.op}({', '.join(names)})"

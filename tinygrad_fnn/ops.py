@@ -1,33 +1,16 @@
-"""The derivative rules: one Function per operation, forward beside backward.
+"""The derivative rules: one Function per operation, its forward computation beside its rules.
 
-Read it as a table of vector-Jacobian products. `g` is the gradient of the loss with respect to
-the operation's output; `backward` returns the gradient with respect to each input, or None where
-that input needs none. Every rule is written in Tensor operations, so it is differentiable again.
+Read it as a table of vector-Jacobian products, as in a textbook. `forward` computes `z` from
+the input arrays; for each input `x` the method `dx(self, g, z, a, b, …)` returns the gradient
+of the cost with respect to `x`, given `g`, the gradient with respect to `z`. Each rule is the
+formula for the full shapes: the backward walk (`engine._backprop`) skips the inputs that need
+no gradient and sums a broadcast operand's gradient back to its own shape, so no rule repeats
+that. The rules are Tensor operations, so they can be differentiated again.
 
-    z = a + b        da = g                      db = g
-    z = a - b        da = g                      db = -g
-    z = a * b        da = g * b                  db = g * a
-    z = a / b        da = g / b                  db = -g * a / b²
-    z = -a           da = -g
-    z = a ** c       da = g * c * a ** (c - 1)
-    z = exp(a)       da = g * z
-    z = log(a)       da = g / a
-    z = relu(a)      da = g * (a > 0)            (0 at a == 0, as the tutorial's A1 > 0)
-    z = sigmoid(a)   da = g * z * (1 - z)
-    z = tanh(a)      da = g * (1 - z²)
-    z = a @ b        da = g @ bᵀ                 db = aᵀ @ g
-    z = sum(a)       da = g broadcast back to a's shape
-    z = broadcast(a) da = g summed back to a's shape
-    z = max(a)       da = g shared equally among the tied maxima
-    z = reshape(a)   da = g reshaped back
-    z = transpose(a) da = g transposed back
-    z = astype(a)    da = g cast back to a's dtype
-    z = bce_logits(a, y) = mean(max(a, 0) - a·y + log(1 + exp(-|a|)))
-                     da = (sigmoid(a) - y) * g / N   dy = -a * g / N
-
-Where an operand was broadcast, its gradient is summed back to its own shape (`unbroadcast`).
 NumPy's rules for domain errors carry through: `log` of a negative number or `(-8) ** (1/3)`
 gives nan, and `log(0)` gives -inf, each with NumPy's RuntimeWarning.
+
+The table, read from the rules' own code when this module is imported:
 """
 
 from __future__ import annotations
@@ -36,101 +19,75 @@ import numpy as np
 
 from tinygrad_fnn.engine import Function, Tensor
 
-
-def unbroadcast(g: Tensor, shape: tuple[int, ...]) -> Tensor:
-    """Sum `g` over the axes along which an operand of `shape` was broadcast."""
-    g_shape = g.data.shape
-    if g_shape == shape:
-        return g
-    lead = len(g_shape) - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and g_shape[lead + i] != 1
-    )
-    summed = Sum(axes, True)(g) if axes else g
-    return summed.reshape(shape) if summed.data.shape != shape else summed
+# ----- arithmetic
 
 
 class Add(Function):
-    __slots__ = ()
     op = "add"
-    rule = "da = g, db = g"
 
     def forward(self, a, b):
         return a + b
 
-    def backward(self, g):
-        a, b = self.parents
-        da, db = self.needs_grad
-        return (
-            unbroadcast(g, a.data.shape) if da else None,
-            unbroadcast(g, b.data.shape) if db else None,
-        )
+    def da(self, g, z, a, b):
+        return g
+
+    def db(self, g, z, a, b):
+        return g
 
 
 class Sub(Function):
-    __slots__ = ()
     op = "sub"
-    rule = "da = g, db = -g"
 
     def forward(self, a, b):
         return a - b
 
-    def backward(self, g):
-        a, b = self.parents
-        da, db = self.needs_grad
-        return (unbroadcast(g, a.shape) if da else None, unbroadcast(-g, b.shape) if db else None)
+    def da(self, g, z, a, b):
+        return g
+
+    def db(self, g, z, a, b):
+        return -g
 
 
 class Mul(Function):
-    __slots__ = ()
     op = "mul"
-    rule = "da = g·b, db = g·a"
 
     def forward(self, a, b):
         return a * b
 
-    def backward(self, g):
-        a, b = self.parents
-        da, db = self.needs_grad
-        return (
-            unbroadcast(g * b, a.shape) if da else None,
-            unbroadcast(g * a, b.shape) if db else None,
-        )
+    def da(self, g, z, a, b):
+        return g * b
+
+    def db(self, g, z, a, b):
+        return g * a
 
 
 class Div(Function):
-    __slots__ = ()
     op = "div"
-    rule = "da = g / b, db = -g·a / b²"
 
     def forward(self, a, b):
         return a / b
 
-    def backward(self, g):
-        a, b = self.parents
-        da, db = self.needs_grad
-        return (
-            unbroadcast(g / b, a.shape) if da else None,
-            unbroadcast(-g * a / (b * b), b.shape) if db else None,
-        )
+    def da(self, g, z, a, b):
+        return g / b
+
+    def db(self, g, z, a, b):
+        return -g * a / (b * b)
 
 
 class Neg(Function):
-    __slots__ = ()
     op = "neg"
-    rule = "da = -g"
 
     def forward(self, a):
         return -a
 
-    def backward(self, g):
-        return (-g,)
+    def da(self, g, z, a):
+        return -g
 
 
-class Pow(Function):
-    __slots__ = ("c",)
+class PowConst(Function):
+    """z = a ** c for a number c."""
+
     op = "pow"
-    rule = "da = g·c·a^(c-1)"
 
     def __init__(self, c: float) -> None:
         self.c = c
@@ -138,167 +95,147 @@ class Pow(Function):
     def forward(self, a):
         return a ** a.dtype.type(self.c)  # a scalar of a's dtype: NumPy 1.x would upcast 0-d
 
-    def backward(self, g):
-        (a,) = self.parents
-        if self.c == 0:
-            return (g * 0.0,)
-        return (g * (self.c * a ** (self.c - 1)),)
+    def da(self, g, z, a):
+        return g * self.c * a ** (self.c - 1)
+
+
+class Pow(Function):
+    """z = a ** b for a tensor b; the rule for b needs a > 0 (log a), as in every library."""
+
+    op = "pow"
+
+    def forward(self, a, b):
+        return a**b
+
+    def da(self, g, z, a, b):
+        return g * b * a ** (b - 1)
+
+    def db(self, g, z, a, b):
+        return g * z * a.log()
+
+
+# ----- elementwise functions
 
 
 class Exp(Function):
-    __slots__ = ()
     op = "exp"
-    rule = "da = g·z"
 
     def forward(self, a):
         return np.exp(a)
 
-    def backward(self, g):
-        return (g * self.out(),)
+    def da(self, g, z, a):
+        return g * z
 
 
 class Log(Function):
-    __slots__ = ()
     op = "log"
-    rule = "da = g / a"
 
     def forward(self, a):
         return np.log(a)
 
-    def backward(self, g):
-        return (g / self.parents[0],)
+    def da(self, g, z, a):
+        return g / a
 
 
 class ReLU(Function):
-    __slots__ = ()
+    """max(a, 0); its derivative at exactly 0 is 0, as the tutorial's `A1 > 0` and PyTorch."""
+
     op = "relu"
-    rule = "da = g·(a > 0)"
 
     def forward(self, a):
-        return np.maximum(0, a)
+        return np.maximum(a, 0)
 
-    def backward(self, g):
-        return (g * (self.parents[0] > 0),)
+    def da(self, g, z, a):
+        return g * (a > 0)
 
 
 class Sigmoid(Function):
-    """1 / (1 + exp(-a)); exp overflows to inf for a < -709, which is the right limit (0.0)."""
+    """1 / (1 + exp(-a)); exp overflows to inf for a < -709, which gives the right limit, 0."""
 
-    __slots__ = ()
     op = "sigmoid"
-    rule = "da = g·z·(1 - z)"
 
     def forward(self, a):
         with np.errstate(over="ignore"):
-            e = np.exp(-a)
-        e += 1
-        return np.reciprocal(e, out=e)  # 1 / (1 + exp(-a)), bit for bit, without temporaries
+            return 1 / (1 + np.exp(-a))
 
-    def backward(self, g):
-        z = self.out()
-        return (g * z * (1 - z),)
+    def da(self, g, z, a):
+        return g * z * (1 - z)
 
 
 class Tanh(Function):
-    __slots__ = ()
     op = "tanh"
-    rule = "da = g·(1 - z²)"
 
     def forward(self, a):
         return np.tanh(a)
 
-    def backward(self, g):
-        z = self.out()
-        return (g * (1 - z * z),)
+    def da(self, g, z, a):
+        return g * (1 - z * z)
 
 
-OUTER_BY_MULTIPLY = 1 << 19  # elements from which an outer product is a broadcast multiply
+# ----- matrix product
 
 
 class MatMul(Function):
-    """2-D matrix product A @ B, where A is `a` or aᵀ and B is `b` or bᵀ (the flags `ta`, `tb`).
+    """The matrix product of two operands of two or more dimensions (a stack of matrices)."""
 
-    The flags let the backward pass multiply by transposes without recording a transpose
-    operation each time. With an inner dimension of 1 the product is an outer product, which a
-    broadcast multiply computes exactly as BLAS does (one product per element); measured here,
-    it is faster than BLAS from about half a million elements on (1.6× at 1024 × 4096), and
-    slower below that, hence the threshold.
-    """
-
-    __slots__ = ("ta", "tb")
     op = "matmul"
-    rule = "da = g @ bᵀ, db = aᵀ @ g"
-
-    def __init__(self, ta: bool = False, tb: bool = False) -> None:
-        self.ta = ta
-        self.tb = tb
 
     def forward(self, a, b):
-        A = a.T if self.ta else a
-        B = b.T if self.tb else b
-        if A.shape[1] != B.shape[0]:
-            raise ValueError(f"inner dimensions {A.shape[1]} and {B.shape[0]} differ")
-        if A.shape[1] == 1 and A.shape[0] * B.shape[1] >= OUTER_BY_MULTIPLY:
-            return A * B
-        return np.dot(A, B)
+        return np.matmul(a, b)
 
-    def backward(self, g):
-        # dA = g @ Bᵀ and dB = Aᵀ @ g, each transposed back where the operand was transposed.
-        a, b = self.parents
-        da, db = self.needs_grad
-        ta, tb = self.ta, self.tb
-        grad_a = grad_b = None
-        if da:
-            grad_a = MatMul(tb, True)(b, g) if ta else MatMul(False, not tb)(g, b)
-        if db:
-            grad_b = MatMul(True, ta)(g, a) if tb else MatMul(not ta, False)(a, g)
-        return grad_a, grad_b
+    def da(self, g, z, a, b):
+        return g @ b.mT
+
+    def db(self, g, z, a, b):
+        return a.mT @ g
 
 
-class Sum(Function):
-    __slots__ = ("axes", "keepdims")
-    op = "sum"
-    rule = "da = g broadcast to a"
+# ----- reductions
 
+
+class _Reduction(Function):
     def __init__(self, axes: tuple[int, ...] | None, keepdims: bool) -> None:
         self.axes = axes
         self.keepdims = keepdims
+
+    def kept(self, t: Tensor, a: Tensor) -> Tensor:
+        """A reduced result with the reduced axes put back as axes of length 1."""
+        if self.keepdims or self.axes is None:
+            return t.reshape([1] * a.ndim) if t.ndim != a.ndim else t
+        return t.reshape([1 if i in self.axes else n for i, n in enumerate(a.shape)])
+
+
+class Sum(_Reduction):
+    op = "sum"
 
     def forward(self, a):
         return np.add.reduce(a, axis=self.axes, keepdims=self.keepdims)
 
-    def backward(self, g):
-        shape = self.parents[0].shape
-        if not self.keepdims and self.axes is not None:
-            g = g.reshape(_kept_shape(shape, self.axes))
-        return (g.broadcast_to(shape),)
+    def da(self, g, z, a):
+        return self.kept(g, a).broadcast_to(a.shape)
 
 
-class Max(Function):
-    __slots__ = ("axes", "keepdims")
+class Max(_Reduction):
+    """Tied maxima share the gradient equally, as `torch.amax` does."""
+
     op = "max"
-    rule = "da = g shared among the maxima"
-
-    def __init__(self, axes: tuple[int, ...] | None, keepdims: bool) -> None:
-        self.axes = axes
-        self.keepdims = keepdims
 
     def forward(self, a):
         return np.max(a, axis=self.axes, keepdims=self.keepdims)
 
-    def backward(self, g):
-        a = self.parents[0]
-        at_max = a.data == np.max(a.data, axis=self.axes, keepdims=True)
-        share = at_max / np.sum(at_max, axis=self.axes, keepdims=True)
-        if not self.keepdims and self.axes is not None:
-            g = g.reshape(_kept_shape(a.shape, self.axes))
-        return (g * Tensor._wrap(share.astype(a.dtype)),)
+    def da(self, g, z, a):
+        return self.kept(g, a) * self.share(z, a)
+
+    def share(self, z: Tensor, a: Tensor) -> Tensor:
+        at_max = (a == self.kept(z, a)).astype(a.dtype)
+        return at_max / at_max.sum(self.axes, keepdims=True)
+
+
+# ----- shape and type
 
 
 class Reshape(Function):
-    __slots__ = ("shape",)
     op = "reshape"
-    rule = "da = g reshaped to a"
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = shape
@@ -306,14 +243,12 @@ class Reshape(Function):
     def forward(self, a):
         return a.reshape(self.shape)
 
-    def backward(self, g):
-        return (g.reshape(self.parents[0].shape),)
+    def da(self, g, z, a):
+        return g.reshape(a.shape)
 
 
 class Transpose(Function):
-    __slots__ = ("axes",)
     op = "transpose"
-    rule = "da = g transposed back"
 
     def __init__(self, axes: tuple[int, ...] | None) -> None:
         self.axes = axes
@@ -321,15 +256,15 @@ class Transpose(Function):
     def forward(self, a):
         return a.transpose(self.axes)
 
-    def backward(self, g):
-        inverse = None if self.axes is None else tuple(np.argsort(self.axes))
-        return (g.transpose(inverse) if inverse else g.T,)
+    def da(self, g, z, a):
+        return g.transpose(self.inverse())
+
+    def inverse(self) -> tuple[int, ...] | None:
+        return None if self.axes is None else tuple(int(i) for i in np.argsort(self.axes))
 
 
 class BroadcastTo(Function):
-    __slots__ = ("shape",)
     op = "broadcast_to"
-    rule = "da = g summed to a"
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = shape
@@ -337,14 +272,12 @@ class BroadcastTo(Function):
     def forward(self, a):
         return np.broadcast_to(a, self.shape)
 
-    def backward(self, g):
-        return (unbroadcast(g, self.parents[0].shape),)
+    def da(self, g, z, a):
+        return g  # the backward walk sums it back to a's shape
 
 
 class Cast(Function):
-    __slots__ = ("dtype",)
     op = "astype"
-    rule = "da = g cast back"
 
     def __init__(self, dtype: np.dtype) -> None:
         if dtype.kind != "f":
@@ -354,25 +287,65 @@ class Cast(Function):
     def forward(self, a):
         return a.astype(self.dtype)
 
-    def backward(self, g):
-        return (g.astype(self.parents[0].dtype),)
+    def da(self, g, z, a):
+        return g.astype(a.dtype)
 
 
-class BCEWithLogits(Function):
-    __slots__ = ()
-    op = "binary_cross_entropy_with_logits"
-    rule = "da = (sigmoid(a) - y)·g / N, dy = -a·g / N"
-
-    def forward(self, z, y):
-        loss = np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))
-        return np.asarray(np.add.reduce(loss, axis=None) / loss.size, dtype=z.dtype)
-
-    def backward(self, g):
-        z, y = self.parents
-        dz, dy = self.needs_grad
-        n = z.size
-        return ((z.sigmoid() - y) / n * g if dz else None, -z / n * g if dy else None)
+# ----- comparisons: boolean results, no derivative
 
 
-def _kept_shape(shape: tuple[int, ...], axes: tuple[int, ...]) -> tuple[int, ...]:
-    return tuple(1 if i in axes else n for i, n in enumerate(shape))
+class Less(Function):
+    op = "less"
+
+    def forward(self, a, b):
+        return a < b
+
+
+class LessEqual(Function):
+    op = "less_equal"
+
+    def forward(self, a, b):
+        return a <= b
+
+
+class Greater(Function):
+    op = "greater"
+
+    def forward(self, a, b):
+        return a > b
+
+
+class GreaterEqual(Function):
+    op = "greater_equal"
+
+    def forward(self, a, b):
+        return a >= b
+
+
+class Equal(Function):
+    op = "equal"
+
+    def forward(self, a, b):
+        return a == b
+
+
+class NotEqual(Function):
+    op = "not_equal"
+
+    def forward(self, a, b):
+        return a != b
+
+
+def table(functions: list[type[Function]]) -> str:
+    """The rules of `functions` as a table: each operation, then one formula per input."""
+    lines = []
+    for fn in functions:
+        rules = fn.rules()
+        if rules:
+            lines.append(f"    {fn.op:<14}{rules[0]}")
+            lines.extend(f"    {'':<14}{r}" for r in rules[1:])
+    return "\n".join(lines)
+
+
+RULES = [f for f in list(globals().values()) if isinstance(f, type) and issubclass(f, Function)]
+__doc__ += "\n" + table([f for f in RULES if f.differentiable]) + "\n"

@@ -29,7 +29,7 @@ def save_parameters(
     `path` is never left half-written.
     """
     path = Path(path)
-    arrays = {k: np.asarray(parameters[k]) for k in PARAMETERS}
+    arrays = {k: np.asarray(getattr(parameters[k], "data", parameters[k])) for k in PARAMETERS}
     arrays.update(mean=np.asarray(mean), std=np.asarray(std), dataset=np.array(dataset))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent or ".")
     try:
