@@ -194,6 +194,8 @@ MISTAKES = [
     ([*T, "--save", "{d}/link.npz"], "--save {d}/link.npz: refusing to replace a symbolic link"),
     ([*T, "--save", "{d}/a_folder"], "--save {d}/a_folder: refusing to replace a directory"),
     ([*T, "--save", "/dev/null"], "--save /dev/null: refusing to replace a device"),
+    (["graph", "--out", "{d}/bc.npz"], "--out {d}/bc.npz: {d}/bc.npz exists and is not a folder"),
+    (["demo", "--out", "{d}/bc.npz/sub"], "--out {d}/bc.npz/sub: {d}/bc.npz exists and is not a"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["bench"], "invalid choice: 'bench'"),
 ]
@@ -451,3 +453,20 @@ def test_the_memory_estimate_bounds_what_training_allocates(n_x, hidden, m, dtyp
         tracemalloc.stop()
     estimate = cli.estimate_bytes(n_x, hidden, m, np.dtype(dtype).itemsize)
     assert peak <= estimate <= 3 * peak + cli.BASE_BYTES
+
+
+def test_a_csv_over_the_size_ceiling_is_refused_unread(files, tmp_path, capsys):
+    big = tmp_path / "big.csv"
+    with open(big, "wb") as f:
+        f.truncate(cli.MAX_CSV_BYTES + 1)  # sparse: nothing is really written
+    assert main(["predict", str(files / "bc.npz"), "--csv", str(big)]) == 2
+    err = capsys.readouterr().err
+    assert err.splitlines() == [f"tinygrad-fnn: error: --csv {big}: larger than 64 MiB"]
+
+
+@pytest.mark.parametrize("ext, magic", [("svg", b"<?xml"), ("pdf", b"%PDF"), ("png", b"\x89PNG")])
+def test_the_plot_extension_names_its_format(ext, magic, tmp_path, capsys):
+    plot = tmp_path / f"cost.{ext}"
+    assert main(["train", "--data", "xor", "--epochs", "3", "--plot", str(plot)]) == 0
+    assert plot.read_bytes().startswith(magic)
+    assert ext in cli._plot_formats()

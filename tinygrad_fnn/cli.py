@@ -226,6 +226,15 @@ def _check_plot(path: Path) -> None:
     check_target(path, "--plot")
 
 
+def _check_out(path: Path) -> None:
+    """A folder for pictures: it may be missing (it is made), but not something else."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise CliError(f"--out {path}: {folder} exists and is not a folder")
+            return
+
+
 def _dataset(args: argparse.Namespace) -> datasets.Dataset:
     return datasets.load(args.data, m=args.m, seed=args.seed, dtype=np.dtype(args.dtype).type)
 
@@ -415,6 +424,7 @@ def _raw_data(name: str, seed: int):
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    _check_out(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     hidden, _, lr = DEFAULTS["breast_cancer"]
     ds = datasets.load("breast_cancer")
@@ -438,6 +448,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_graph(args: argparse.Namespace) -> int:
     n_x = _data_shape(args.data, None)[0]
     _check_memory(n_x, args.hidden, args.m, 8)
+    _check_out(args.out)
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     unknown = sorted(set(formats) - {"svg", "png"})
     if unknown:
