@@ -335,8 +335,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _print_comparisons(X, Y, params, losses) -> None:
+    arrays = {k: p.detach().data for k, p in params.items()}  # explicit: see the engine's rules
     for loss in losses:
-        print(compare_gradients(X, Y, params, loss).table())
+        print(compare_gradients(X, Y, arrays, loss).table())
         print()
     m = X.shape[1]
     if m & (m - 1):
