@@ -470,3 +470,24 @@ def test_the_plot_extension_names_its_format(ext, magic, tmp_path, capsys):
     assert main(["train", "--data", "xor", "--epochs", "3", "--plot", str(plot)]) == 0
     assert plot.read_bytes().startswith(magic)
     assert ext in cli._plot_formats()
+
+
+@pytest.mark.parametrize("name", datasets.NAMES)
+@pytest.mark.parametrize("m", [None, 7, 1000])
+def test_the_sizes_known_without_loading_are_the_data_sets_sizes(name, m):
+    """The memory check runs before any data is built, from shapes the CLI knows by heart."""
+    if name == "breast_cancer":
+        X, _, _ = datasets.load_breast_cancer()
+    else:
+        X, _ = datasets.GENERATED[name](**({} if m is None else {"m": m}))
+    assert cli._data_shape(name, m) == X.shape
+
+
+def test_a_fused_loss_that_overflows_stops_too(capsys):
+    code = main(["train", "--data", "xor", "--epochs", "50", "--lr", "1e300"])
+    out, err = capsys.readouterr()
+    assert code == 2 and "Traceback" not in err
+    (line,) = err.splitlines()
+    assert line.startswith("tinygrad-fnn: error: training stopped at epoch ")
+    assert line.endswith("the parameters overflowed; try a smaller learning rate")
+    assert "Cost: nan" not in out
