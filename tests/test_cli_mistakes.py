@@ -464,8 +464,9 @@ def test_a_csv_over_the_size_ceiling_is_refused_unread(files, tmp_path, capsys):
     assert err.splitlines() == [f"tinygrad-fnn: error: --csv {big}: larger than 64 MiB"]
 
 
-@pytest.mark.parametrize("ext, magic", [("svg", b"<?xml"), ("pdf", b"%PDF"), ("png", b"\x89PNG")])
-def test_the_plot_extension_names_its_format(ext, magic, tmp_path, capsys):
+def test_the_plot_extension_names_its_format(tmp_path, capsys):
+    """PNG is tested in test_cli.py; SVG here, and the others are matplotlib's own."""
+    ext, magic = "svg", b"<?xml"
     plot = tmp_path / f"cost.{ext}"
     assert main(["train", "--data", "xor", "--epochs", "3", "--plot", str(plot)]) == 0
     assert plot.read_bytes().startswith(magic)
