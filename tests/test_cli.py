@@ -70,8 +70,11 @@ def test_predict_with_a_saved_file_and_a_csv(tmp_path, capsys):
     csv = tmp_path / "rows.csv"
     np.savetxt(csv, X[:, :3].T, delimiter=",")
     assert main(["predict", str(save), "--csv", str(csv)]) == 0
-    rows = capsys.readouterr().out.split("\n")
-    assert len([r for r in rows if r]) == 3 and rows[0].split()[0] in {"0", "1"}
+    header, *rows = capsys.readouterr().out.splitlines()
+    assert header == "class probability" and len(rows) == 3
+    for row in rows:
+        label, probability = row.split()
+        assert label == str(int(float(probability) > 0.5))
 
 
 def test_compare_prints_both_tables(capsys):
@@ -112,8 +115,8 @@ def test_corrupt_and_mismatched_files_are_one_line_errors(tmp_path):
     )
     for path, message in [
         (corrupt, "not an .npz archive"),
-        (pickled, "not a readable .npz parameters file"),
-        (mismatched, "W2 has shape (1, 5), but W1 (4, 3) implies (1, 4)"),
+        (pickled, "not a parameters file: missing b1, W2"),
+        (mismatched, "W2 has shape (1, 5), but W1 (4, 3) and one output unit imply (1, 4)"),
     ]:
         result = run_cli("predict", str(path))
         assert result.returncode == 2, result.stderr

@@ -1,10 +1,18 @@
-"""The `tinygrad-fnn` command: train, compare, predict, graph, bench and the demo."""
+"""The `tinygrad-fnn` command: train, compare, predict, graph and the demo.
+
+A mistake in how it is called (an option, a file, a size) is one line on stderr and exit code
+2, found before any work starts; nothing is half-written. Anything else is a bug: one line and
+exit code 1, or the full traceback with --debug.
+"""
 
 from __future__ import annotations
 
 import argparse
+import math
+import os
 import sys
 import time
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -12,7 +20,13 @@ import numpy as np
 
 from tinygrad_fnn import __version__, datasets, fnn
 from tinygrad_fnn.compare import compare_gradients
-from tinygrad_fnn.persist import ParameterFileError, load_parameters, save_parameters
+from tinygrad_fnn.persist import (
+    MEMORY_CEILING,
+    ParameterFile,
+    ParameterFileError,
+    check_target,
+    save_parameters,
+)
 
 # Settings that train each data set well with plain gradient descent: hidden size, epochs, lr.
 DEFAULTS = {
@@ -22,6 +36,13 @@ DEFAULTS = {
     "circles": (16, 2000, 1.0),
     "spirals": (64, 10000, 3.0),
 }
+BREAST_CANCER_SHAPE = (30, 569)  # features, examples: known without reading the file
+GENERATED_FEATURES = 2
+GENERATED_M = 400  # the generated sets' default size
+MAX_EPOCHS = 1_000_000  # the cost of every epoch is kept (for --plot)
+MAX_CSV_BYTES = 64 * 2**20
+BASE_BYTES = 4 * 2**20  # reading the shipped data and the like, whatever the sizes
+BOUNDARY_POINTS = 250 * 250  # the grid on which --plot draws a 2-D decision boundary
 
 
 class CliError(Exception):
@@ -33,17 +54,41 @@ class _Parser(argparse.ArgumentParser):
         raise CliError(f"{message} (see '{self.prog} --help')")
 
 
+def _whole(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _whole(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"must be a positive whole number, got {text}")
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    value = _whole(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or a positive whole number, got {text}")
+    return value
+
+
+def _epochs(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_EPOCHS:
+        raise argparse.ArgumentTypeError(f"at most {MAX_EPOCHS:,}, got {text}")
+    return value
+
+
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not (value > 0 and math.isfinite(value)):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text}")
     return value
 
 
@@ -55,19 +100,32 @@ def _add_data_options(p: argparse.ArgumentParser, hidden_default: int | None = N
         default=hidden_default,
         help="hidden units (default: per data set)",
     )
-    p.add_argument("--seed", type=int, default=0, help="seed for data, split and weights")
+    _add_seed(p, "seed for data, split and weights")
     p.add_argument("--dtype", choices=("float64", "float32"), default="float64")
     p.add_argument("--m", type=_positive_int, help="examples to generate (generated sets only)")
 
 
+def _add_seed(p: argparse.ArgumentParser, help: str) -> None:
+    p.add_argument("--seed", type=_non_negative_int, default=0, help=help)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="tinygrad-fnn", description=__doc__)
+    parser = _Parser(
+        prog="tinygrad-fnn",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"tinygrad-fnn {__version__}")
+    parser.add_argument(
+        "--debug", action="store_true", help="show the traceback of an unexpected error"
+    )
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     train = sub.add_parser("train", help="train the network and report accuracy")
     _add_data_options(train)
-    train.add_argument("--epochs", type=_positive_int, help="default: per data set")
+    train.add_argument(
+        "--epochs", type=_epochs, help=f"default: per data set; at most {MAX_EPOCHS:,}"
+    )
     train.add_argument("--lr", type=_positive_float, help="learning rate (default: per data set)")
     train.add_argument(
         "--loss",
@@ -76,9 +134,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="fused: stable cost from the logits (default); composed: the tutorial's "
         "sigmoid-then-log, which turns to nan once a prediction rounds to exactly 0 or 1",
     )
-    train.add_argument("--print-every", type=_positive_int, default=100)
+    train.add_argument(
+        "--print-every",
+        type=_non_negative_int,
+        default=100,
+        help="print the cost every N epochs (default 100; 0: never)",
+    )
     train.add_argument("--save", type=Path, help="write the trained parameters to this .npz")
-    train.add_argument("--plot", type=Path, help="write the cost curve (and boundary) as PNG")
+    train.add_argument(
+        "--plot",
+        type=Path,
+        help="write the cost curve (and boundary) to this picture; its extension is the format",
+    )
 
     compare = sub.add_parser("compare", help="engine gradients vs the hand-derived formulas")
     _add_data_options(compare)
@@ -89,8 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = sub.add_parser("predict", help="classify with a saved parameters file")
     predict.add_argument("params", type=Path, help="a file written by 'train --save'")
-    predict.add_argument("--csv", type=Path, help="rows of raw features to classify")
-    predict.add_argument("--seed", type=int, default=0, help="seed of a generated data set")
+    predict.add_argument(
+        "--csv",
+        type=Path,
+        help="rows of raw features to classify, comma-separated, one example a line; prints "
+        "'class probability' for each",
+    )
+    _add_seed(predict, "seed of a generated data set")
 
     graph = sub.add_parser("graph", help="draw the forward and backward graphs of the network")
     graph.add_argument("--out", type=Path, default=Path("graphs"), help="folder for the pictures")
@@ -98,7 +170,7 @@ def build_parser() -> argparse.ArgumentParser:
     graph.add_argument("--hidden", type=_positive_int, default=3)
     graph.add_argument("--m", type=_positive_int, default=4, help="examples in the batch")
     graph.add_argument("--loss", choices=fnn.LOSSES, default="fused")
-    graph.add_argument("--seed", type=int, default=0)
+    _add_seed(graph, "seed for data and weights")
     graph.add_argument("--rankdir", choices=("LR", "TB"), default="LR", help="layout direction")
     graph.add_argument(
         "--formats", default="svg,png", help="comma-separated: svg, png (DOT is always written)"
@@ -106,9 +178,61 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="train on breast cancer, compare gradients, draw graphs")
     demo.add_argument("--out", type=Path, default=Path("demo-output"), help="pictures go here")
-    demo.add_argument("--epochs", type=_positive_int, default=2000)
+    demo.add_argument("--epochs", type=_epochs, default=2000)
 
     return parser
+
+
+def estimate_bytes(n_x: int, hidden: int, m: int, itemsize: int) -> int:
+    """A generous estimate of the memory a training step on (n_x, m) data with `hidden` units
+    needs: the data as generated and standardised (float64), the (hidden, m) intermediates and
+    their gradients, and the weights with theirs (measured: about twice the real peak)."""
+    return (
+        BASE_BYTES
+        + 8 * (4 * n_x * m + 8 * m)
+        + itemsize * (8 * hidden * m + 4 * hidden * (n_x + 2))
+    )
+
+
+def _check_memory(n_x: int, hidden: int, m: int, itemsize: int) -> None:
+    need = estimate_bytes(n_x, hidden, m, itemsize)
+    if need > MEMORY_CEILING:
+        raise CliError(
+            f"n_x={n_x}, hidden={hidden}, m={m} would need about {need / 2**30:,.1f} GiB; "
+            f"this command stops at {MEMORY_CEILING / 2**30:g} GiB (make --hidden or --m smaller)"
+        )
+
+
+def _data_shape(name: str, m: int | None) -> tuple[int, int]:
+    """(n_x, m) of a data set, known without building it."""
+    if name == "breast_cancer":
+        return BREAST_CANCER_SHAPE
+    return GENERATED_FEATURES, GENERATED_M if m is None else m
+
+
+def _plot_formats() -> set[str]:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    # pgf needs a LaTeX installation to measure text, so it would fail after training.
+    return set(FigureCanvasAgg.get_supported_filetypes()) - {"pgf"}
+
+
+def _check_plot(path: Path) -> None:
+    formats = _plot_formats()
+    ext = path.suffix[1:].lower()
+    if ext not in formats:
+        got = f"the extension .{ext}" if ext else "no extension"
+        raise CliError(f"--plot {path}: {got}; use one of {', '.join(sorted(formats))}")
+    check_target(path, "--plot")
+
+
+def _check_out(path: Path) -> None:
+    """A folder for pictures: it may be missing (it is made), but not something else."""
+    for folder in (path, *path.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise CliError(f"--out {path}: {folder} exists and is not a folder")
+            return
 
 
 def _dataset(args: argparse.Namespace) -> datasets.Dataset:
@@ -134,6 +258,14 @@ def _progress(epochs: int):
 def cmd_train(args: argparse.Namespace) -> int:
     hidden, epochs, lr = DEFAULTS[args.data]
     hidden, epochs, lr = args.hidden or hidden, args.epochs or epochs, args.lr or lr
+    n_x, m = _data_shape(args.data, args.m)
+    if args.plot and n_x == 2:
+        m = max(m, BOUNDARY_POINTS)
+    _check_memory(n_x, hidden, m, np.dtype(args.dtype).itemsize)
+    if args.plot:
+        _check_plot(args.plot)
+    if args.save:
+        check_target(args.save)
     ds = _dataset(args)
     params = fnn.initialize_parameters(ds.n_x, hidden, seed=args.seed, dtype=args.dtype)
     print(
@@ -141,16 +273,23 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"hidden={hidden}, epochs={epochs}, lr={lr}, loss={args.loss}, dtype={args.dtype}"
     )
     start = time.perf_counter()
-    costs = fnn.train(
-        ds.X_train,
-        ds.Y_train,
-        params,
-        epochs,
-        lr,
-        args.loss,
-        print_every=args.print_every,
-        callback=_progress(epochs),
-    )
+    try:
+        with warnings.catch_warnings():
+            # NumPy's overflow and log(0) warnings would be extra lines; a cost they spoil stops
+            # training with one line instead.
+            warnings.simplefilter("ignore", RuntimeWarning)
+            costs = fnn.train(
+                ds.X_train,
+                ds.Y_train,
+                params,
+                epochs,
+                lr,
+                args.loss,
+                print_every=args.print_every,
+                callback=_progress(epochs),
+            )
+    except fnn.NonFiniteCostError as e:
+        raise CliError(f"training stopped at {e}") from None
     seconds = time.perf_counter() - start
     _report_accuracy(ds, params, seconds)
     if args.save:
@@ -185,8 +324,9 @@ def _plot(path: Path, costs, ds: datasets.Dataset, params) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    ds = _dataset(args)
     hidden = args.hidden or DEFAULTS[args.data][0]
+    _check_memory(*_data_shape(args.data, args.m), hidden, np.dtype(args.dtype).itemsize)
+    ds = _dataset(args)
     m = min(args.batch, ds.X_train.shape[1])
     X, Y = ds.X_train[:, :m], ds.Y_train[:, :m]
     params = fnn.initialize_parameters(ds.n_x, hidden, seed=args.seed, dtype=args.dtype)
@@ -195,31 +335,76 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def _print_comparisons(X, Y, params, losses) -> None:
+    arrays = {k: p.detach().data for k, p in params.items()}  # explicit: see the engine's rules
     for loss in losses:
-        print(compare_gradients(X, Y, params, loss).table())
+        print(compare_gradients(X, Y, arrays, loss).table())
         print()
     m = X.shape[1]
     if m & (m - 1):
         print(f"note: m={m} is not a power of two, so (1/m)·x and x/m can round differently.")
 
 
+def read_rows(path: Path) -> np.ndarray:
+    """Comma-separated rows of finite numbers, one example a line (blank lines skipped), as X
+    of shape (columns, rows). Any other content is a CliError naming its row and column."""
+    try:
+        if path.is_dir():
+            raise CliError(f"--csv {path}: is a directory")
+        if path.stat().st_size > MAX_CSV_BYTES:
+            raise CliError(f"--csv {path}: larger than {MAX_CSV_BYTES // 2**20} MiB")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise CliError(f"--csv {path}: no such file") from None
+    except PermissionError:
+        raise CliError(f"--csv {path}: permission denied") from None
+    except UnicodeDecodeError:
+        raise CliError(f"--csv {path}: not a text file (not UTF-8)") from None
+    except OSError as e:
+        raise CliError(f"--csv {path}: cannot read it ({e.strerror})") from None
+    rows: list[list[float]] = []
+    for row, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        values = []
+        for column, cell in enumerate(line.split(","), 1):
+            where = f"--csv {path}: row {row}, column {column}"
+            try:
+                value = float(cell)
+            except ValueError:
+                raise CliError(f"{where}: {cell.strip()!r} is not a number") from None
+            if not math.isfinite(value):
+                raise CliError(f"{where}: {cell.strip()!r} is not a finite number")
+            values.append(value)
+        if rows and len(values) != len(rows[0]):
+            raise CliError(
+                f"--csv {path}: row {row} has {len(values)} values, the first row {len(rows[0])}"
+            )
+        rows.append(values)
+    if not rows:
+        raise CliError(f"--csv {path}: the file is empty: no rows to classify")
+    return np.array(rows, dtype=np.float64).T
+
+
 def cmd_predict(args: argparse.Namespace) -> int:
-    saved = load_parameters(args.params)
-    n_x = saved["W1"].shape[1]
-    if args.csv:
-        try:
-            raw = np.loadtxt(args.csv, delimiter=",", ndmin=2)
-        except (OSError, ValueError) as e:
-            raise CliError(f"{args.csv}: cannot read numbers from it ({e})") from None
-        if raw.shape[1] != n_x:
-            raise CliError(f"{args.csv}: rows have {raw.shape[1]} values; the network takes {n_x}")
-        X, Y = raw.T, None
-    else:
-        X, Y = _raw_data(saved["dataset"], args.seed)
-    X = datasets.standardize(X, saved["mean"], saved["std"]).astype(saved["W1"].dtype)
-    params = {k: fnn.as_tensor(saved[k], saved["W1"].dtype, k) for k in ("W1", "b1", "W2", "b2")}
+    with ParameterFile(args.params) as pf:
+        if args.csv:
+            X, Y, source = read_rows(args.csv), None, f"--csv {args.csv}"
+        else:
+            X, Y = _raw_data(pf.dataset, args.seed)
+            source = f"the {pf.dataset} data"
+        if X.shape[0] != pf.n_x:
+            raise CliError(
+                f"{args.params}: the network takes {pf.n_x} features (W1 has shape "
+                f"{(pf.hidden, pf.n_x)}), but {source} has {X.shape[0]}"
+            )
+        _check_memory(pf.n_x, pf.hidden, X.shape[1], pf.dtype.itemsize)
+        saved = pf.read()
+    dtype = saved["W1"].dtype
+    X = datasets.standardize(X, saved["mean"], saved["std"]).astype(dtype)
+    params = {k: fnn.as_tensor(saved[k], dtype, k) for k in ("W1", "b1", "W2", "b2")}
     probs = fnn.predict_proba(X, params).ravel()
     if Y is None:
+        print("class probability")
         for p in probs:
             print(f"{int(p > 0.5)} {p:.4f}")
     else:
@@ -234,10 +419,13 @@ def _raw_data(name: str, seed: int):
         return X, Y
     if name in datasets.GENERATED:
         return datasets.GENERATED[name](seed=seed)
-    raise CliError(f"the parameters file names an unknown data set {name!r}")
+    raise CliError(
+        f"the parameters file names an unknown data set {name!r}; give the rows with --csv"
+    )
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    _check_out(args.out)
     args.out.mkdir(parents=True, exist_ok=True)
     hidden, _, lr = DEFAULTS["breast_cancer"]
     ds = datasets.load("breast_cancer")
@@ -259,6 +447,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
+    n_x = _data_shape(args.data, None)[0]
+    _check_memory(n_x, args.hidden, args.m, 8)
+    _check_out(args.out)
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     unknown = sorted(set(formats) - {"svg", "png"})
     if unknown:
@@ -288,14 +479,57 @@ COMMANDS = {
 }
 
 
+def _one_line(message: str) -> str:
+    return " ".join(message.split()) or "(no message)"
+
+
+def _fail(message: str, code: int = 2) -> int:
+    print(f"tinygrad-fnn: error: {_one_line(message)}", file=sys.stderr)
+    return code
+
+
+def _silence_stdout() -> None:
+    """After a broken pipe: send what is still buffered to /dev/null, so that Python's own
+    flush at exit does not fail a second time (the recipe in Python's `signal` docs)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command; returns 0, 2 for a mistake in how it was called, 1 for a bug."""
     parser = build_parser()
+    debug = "--debug" in (sys.argv[1:] if argv is None else argv)
     try:
         args = parser.parse_args(argv)
-        return COMMANDS[args.command](args)
-    except (CliError, ParameterFileError, OSError) as e:
-        print(f"tinygrad-fnn: error: {e}", file=sys.stderr)
-        return 2
+        code = COMMANDS[args.command](args)
+        sys.stdout.flush()
+        return code
+    except BrokenPipeError:
+        _silence_stdout()
+        return 1
+    except (CliError, ParameterFileError) as e:
+        return _fail(str(e))
+    except KeyboardInterrupt:
+        return _fail("interrupted", 130)
+    except MemoryError:
+        if debug:
+            raise
+        return _fail("out of memory (make --hidden, --m or --batch smaller)")
+    except OSError as e:
+        if debug:
+            raise
+        return _fail(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else str(e))
+    except Exception as e:
+        if debug:
+            raise
+        return _fail(
+            f"unexpected {type(e).__name__}: {e} (a bug: 'tinygrad-fnn --debug ...' shows the "
+            "traceback)",
+            1,
+        )
 
 
 if __name__ == "__main__":

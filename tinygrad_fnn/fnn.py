@@ -81,6 +81,25 @@ def cost_of(cache: dict[str, Tensor], Y: Any, loss: str = "composed") -> Tensor:
     raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
 
 
+class NonFiniteCostError(FloatingPointError):
+    """Training stopped because the cost became nan or infinite; the parameters were not updated
+    with the gradients of that cost."""
+
+
+def _check_cost(cost: Tensor, loss: str) -> None:
+    value = float(cost.data)
+    if np.isfinite(value):
+        return
+    if loss == "composed":
+        hint = (
+            "a prediction rounded to exactly 0 or 1 and the composed loss took log(0); "
+            "use the fused loss (loss='fused', or --loss fused)"
+        )
+    else:
+        hint = "the parameters overflowed; try a smaller learning rate"
+    raise NonFiniteCostError(f"the cost became {value}: {hint}")
+
+
 class SGD:
     """Plain gradient descent: p ← p − lr·∂cost/∂p."""
 
@@ -102,11 +121,13 @@ class SGD:
 def train_step(X: Tensor, Y: Tensor, parameters: dict[str, Tensor], optimizer: SGD, loss: str):
     """Forward, cost, backward, update; returns the cost Tensor.
 
-    The fused loss starts from the logits, so its forward pass stops before the sigmoid."""
+    The fused loss starts from the logits, so its forward pass stops before the sigmoid. A cost
+    that is not finite raises `NonFiniteCostError` before the parameters are touched."""
     cache = (
         forward_logits(X, parameters) if loss == "fused" else forward_propagation(X, parameters)[1]
     )
     cost = cost_of(cache, Y, loss)
+    _check_cost(cost, loss)
     optimizer.zero_grad()
     cost.backward()
     optimizer.step()
@@ -125,7 +146,9 @@ def train(
     callback: Callable[[int, float], None] | None = None,
 ) -> list[float]:
     """Full-batch gradient descent, printing the cost every `print_every` epochs as the tutorial
-    does; returns the cost before each epoch's update. `callback(epoch, cost)` runs each epoch."""
+    does (never when it is 0 or None); returns the cost before each epoch's update.
+    `callback(epoch, cost)` runs each epoch. A cost that turns nan or infinite stops training at
+    once with `NonFiniteCostError`, naming the epoch, before that epoch's update."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     dtype = parameters["W1"].dtype
@@ -133,7 +156,10 @@ def train(
     optimizer = SGD(parameters, learning_rate)
     costs = []
     for epoch in range(epochs):
-        cost = train_step(X, Y, parameters, optimizer, loss).item()
+        try:
+            cost = train_step(X, Y, parameters, optimizer, loss).item()
+        except NonFiniteCostError as e:
+            raise NonFiniteCostError(f"epoch {epoch}: {e}") from None
         costs.append(cost)
         if print_every and epoch % print_every == 0:
             log(f"Epoch {epoch}, Cost: {cost:.6f}")
