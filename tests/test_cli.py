@@ -209,7 +209,7 @@ def test_long_runs_show_progress_at_a_terminal(monkeypatch, capsys):
 def test_the_readme_shows_what_compare_prints(capsys):
     """The README's tables are the command's output. Rows that are bit-identical must match to
     the letter; in the others the last bits depend on the CPU's BLAS kernel, so their numbers
-    need only be of the same order (a test in test_fnn.py holds them to 1e-12)."""
+    need only be of the same order (tests/test_exactness.py holds them to the README's bounds)."""
     readme = (ROOT / "README.md").read_text()
     shown = readme.split("<!-- compare:start")[1].split("-->", 1)[1].split("<!-- compare:end")[0]
     assert main(["compare"]) == 0

@@ -11,7 +11,20 @@ from tinygrad_fnn import fnn, manual
 from tinygrad_fnn.engine import Tensor
 
 PARAMETER_GRADIENTS = ("dW1", "db1", "dW2", "db2")
-GRADIENTS = (*PARAMETER_GRADIENTS, "dZ1", "dZ2", "dA1")
+EXAMPLE_GRADIENTS = ("dZ1", "dZ2", "dA1")
+GRADIENTS = (*PARAMETER_GRADIENTS, *EXAMPLE_GRADIENTS)
+
+# The bounds the README states, derived there from where each side rounds, and held by
+# tests/test_exactness.py for labels 0 or 1, a finite cost, and values in the normal range.
+# Per-example gradients: at most this many ULPs apart.
+ULP_BOUNDS = {
+    "fused": {"dZ2": 2, "dA1": 4, "dZ1": 4},
+    "composed": {"dZ2": 7, "dA1": 9, "dZ1": 9},
+}
+# Parameter gradients (sums over the m examples): |engine − manual| ≤ (m + SUM_BOUND_EXTRA)·eps·Ĝ,
+# element by element, where Ĝ is the gradient's formula evaluated on absolute values (a proven
+# worst case while m·(m + 1)·eps/2 is below about 1: m ≤ 4000 in float32).
+SUM_BOUND_EXTRA = 6
 
 
 @dataclass(frozen=True)
@@ -65,9 +78,30 @@ class Comparison:
     differences: dict[str, Difference]
     engine: dict[str, np.ndarray]
     manual: dict[str, np.ndarray]
+    magnitude: dict[str, np.ndarray]  # Ĝ of each gradient (see `magnitudes`)
 
     def __getitem__(self, name: str) -> Difference:
         return self.differences[name]
+
+    def rounding_ratio(self, name: str) -> float:
+        """max |engine − manual| / (eps·Ĝ) over the elements: the difference in units of what
+        rounding the gradient's own sum can produce (inf if they differ where Ĝ is 0)."""
+        delta = np.abs(self.engine[name].astype(np.float64) - self.manual[name].astype(np.float64))
+        scale = np.finfo(self.dtype).eps * self.magnitude[name]
+        if np.any(delta[scale == 0]):
+            return float("inf")
+        return float(np.max(delta[scale > 0] / scale[scale > 0], initial=0.0))
+
+    def in_normal_range(self) -> bool:
+        """Whether every nonzero ∂cost/∂Z2 and ∂cost/∂A1 is at least the dtype's smallest normal
+        number. Below it the engine's (A2 − Y)/m is rounded to a fixed grid (gradual underflow),
+        and the bounds, which count rounding relative to each value, no longer apply."""
+        tiny = np.finfo(self.dtype).tiny
+        for name in ("dZ2", "dA1"):
+            per_example = np.abs(self.manual[name].astype(np.float64)) / self.m
+            if np.any((per_example > 0) & (per_example < tiny)):
+                return False
+        return True
 
     def table(self) -> str:
         """A Markdown table, one row per gradient."""
@@ -84,6 +118,27 @@ class Comparison:
                 f"{'yes' if d.identical else 'no'} |"
             )
         return "\n".join(lines)
+
+
+def magnitudes(
+    X: np.ndarray, A1: np.ndarray, manual_grads: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """Ĝ: each gradient's formula evaluated on the absolute values of its operands, in float64.
+
+    Rounding a sum of m products can move it by about m·eps times the sum of the products'
+    magnitudes, not times the sum itself, which cancellation can make arbitrarily small; Ĝ is
+    that scale. For the per-example gradients (dZ2, dA1, dZ1) it is just their magnitude.
+    """
+    m = X.shape[1]
+    a = {k: np.abs(v.astype(np.float64)) for k, v in manual_grads.items()}
+    A1, X = np.abs(A1.astype(np.float64)), np.abs(X.astype(np.float64))
+    return {
+        "dW1": a["dZ1"] @ X.T / m,
+        "db1": a["dZ1"].sum(axis=1, keepdims=True) / m,
+        "dW2": a["dZ2"] @ A1.T / m,
+        "db2": a["dZ2"].sum(axis=1, keepdims=True) / m,
+        **{k: a[k] for k in EXAMPLE_GRADIENTS},
+    }
 
 
 def engine_gradients(
@@ -115,10 +170,10 @@ def compare_gradients(
     computations. With `loss="fused"` the engine's cost is `binary_cross_entropy_with_logits`;
     with `"composed"` it is the tutorial's sigmoid-then-log formula.
     """
-    arrays = {k: np.array(_values(parameters[k])) for k in ("W1", "b1", "W2", "b2")}
+    arrays = {k: np.array(_array(parameters[k])) for k in ("W1", "b1", "W2", "b2")}
     dtype = arrays["W1"].dtype
-    X = np.asarray(X, dtype=dtype)
-    Y = np.asarray(Y, dtype=dtype)
+    X = np.asarray(_array(X), dtype=dtype)
+    Y = np.asarray(_array(Y), dtype=dtype)
     _, cache = manual.forward_propagation(X, arrays)
     reference = manual.backpropagation(X, Y, arrays, cache)
     ours = engine_gradients(X, Y, arrays, loss)
@@ -129,9 +184,10 @@ def compare_gradients(
         differences={k: difference(ours[k], reference[k]) for k in GRADIENTS},
         engine={k: ours[k] for k in GRADIENTS},
         manual={k: reference[k] for k in GRADIENTS},
+        magnitude=magnitudes(X, cache["A1"], reference),
     )
 
 
-def _values(x: Any) -> np.ndarray:
-    """The values of a Tensor (taken out on purpose) or of an array."""
-    return x.data if isinstance(x, Tensor) else np.asarray(x)
+def _array(x: Any) -> Any:
+    # A Tensor's values, taken explicitly: NumPy may not convert a Tensor that requires grad.
+    return x.data if isinstance(x, Tensor) else x
