@@ -314,11 +314,8 @@ class Tensor:
                 "call backward() on that graph first (or let it go)"
             )
         value = np.asarray(value)
-        if value.shape != self._data.shape or value.dtype != self._data.dtype:
-            raise ShapeError(
-                f"data of {_describe(self)} ({self._data.dtype}) cannot become an array of shape "
-                f"{value.shape} ({value.dtype})"
-            )
+        if value.dtype.kind != "f":
+            raise TypeError(f"data of {_describe(self)} must be floating-point, not {value.dtype}")
         self._data = value
 
     @property
