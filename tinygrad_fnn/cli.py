@@ -254,7 +254,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print("== 3. Pictures")
     _plot(args.out / "cost.png", costs, ds, params)
-    _draw(args.out, "xor", 3, 4, "fused", 0, ("svg", "png"), "LR")
+    m = 4  # a small batch keeps the graphs readable; the shapes are those of the trained network
+    print(
+        f"   the graphs show the network just trained (breast cancer, n_x={ds.n_x}, "
+        f"hidden={hidden}, loss=fused) on a batch of its first {m} training examples"
+    )
+    _draw(args.out, "breast_cancer", hidden, m, "fused", 0, ("svg", "png"), "LR", params)
     return 0
 
 
@@ -267,12 +272,12 @@ def cmd_graph(args: argparse.Namespace) -> int:
     return 0
 
 
-def _draw(out: Path, data, hidden, m, loss, seed, formats, rankdir) -> None:
-    from tinygrad_fnn.graph import RenderError
+def _draw(out: Path, data, hidden, m, loss, seed, formats, rankdir, parameters=None) -> None:
     from tinygrad_fnn.pictures import tutorial_graphs
+    from tinygrad_fnn.render import RenderError
 
     try:
-        written = tutorial_graphs(out, data, hidden, m, loss, seed, formats, rankdir)
+        written = tutorial_graphs(out, data, hidden, m, loss, seed, formats, rankdir, parameters)
     except RenderError as e:
         raise CliError(str(e)) from None
     for path in written:

@@ -1,5 +1,6 @@
-"""The tutorial network's pictures: forward graph, forward graph with values and gradients,
-backward graph beside the hand-derived formulas, and the step-through page."""
+"""Pictures of a network's pass: forward graph, forward graph with values and gradients,
+backward graph (beside the hand-derived formulas, for the tutorial's network) and the
+step-through page, all from one forward and one backward pass."""
 
 from __future__ import annotations
 
@@ -7,10 +8,75 @@ import os
 from collections.abc import Iterable
 from pathlib import Path
 
-from tinygrad_fnn import datasets, fnn
-from tinygrad_fnn.compare import compare_gradients
-from tinygrad_fnn.graph import collect, draw_backward, draw_graph, render
+import numpy as np
+
+from tinygrad_fnn import datasets, fnn, manual
+from tinygrad_fnn.compare import GRADIENTS, Comparison, difference
+from tinygrad_fnn.engine import Tensor
+from tinygrad_fnn.graph import collect, draw_backward, draw_graph
+from tinygrad_fnn.render import write
 from tinygrad_fnn.stepper import write_stepper
+
+
+def pictures(
+    cost: Tensor,
+    out_dir: str | os.PathLike,
+    formats: Iterable[str] = ("svg", "png"),
+    rankdir: str = "LR",
+    describe: str = "",
+    comparison: object = None,
+) -> list[Path]:
+    """Back-propagate `cost` once and write the pictures of that pass; returns the files written.
+
+    Works for any scalar expression. `comparison` is called with no arguments after the backward
+    pass and returns what `draw_backward` shows beside each gradient (or is None)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for t in collect(cost):
+        t.retain_grad()
+    cost.backward()
+    differences = comparison() if callable(comparison) else comparison
+    shape = f" ({describe})" if describe else ""
+    forward = draw_graph(cost, show_grad=False, rankdir=rankdir, title=f"Forward pass{shape}")
+    with_grads = draw_graph(
+        cost,
+        show_values=True,
+        rankdir=rankdir,
+        title=f"Forward pass with values and gradients{shape}",
+    )
+    backward = draw_backward(
+        cost,
+        comparison=differences,
+        rankdir=rankdir,
+        title=f"Backward pass: the rules the engine runs, in order{shape}",
+    )
+    formats = tuple(formats)
+    written = []
+    for name, graph in (("forward", forward), ("forward_grad", with_grads), ("backward", backward)):
+        written += write(graph, out / name, formats)
+    written.append(write_stepper(backward, out / "backprop.html"))
+    return written
+
+
+def pass_comparison(
+    X: np.ndarray, Y: np.ndarray, parameters: dict[str, Tensor], cache: dict[str, Tensor], loss: str
+) -> Comparison:
+    """The gradients a backward pass left on the tutorial network's tensors, held against the
+    hand-derived formulas (the tutorial's dZ and dA are m times the engine's ∂cost/∂Z, ∂cost/∂A).
+    """
+    arrays = {k: parameters[k].data for k in ("W1", "b1", "W2", "b2")}
+    m = X.shape[1]
+    ours = {f"d{k}": t.grad.data for k, t in parameters.items()}
+    ours.update({f"d{k}": m * cache[k].grad.data for k in ("Z1", "Z2", "A1")})
+    reference = manual.backpropagation(X, Y, arrays, manual.forward_propagation(X, arrays)[1])
+    return Comparison(
+        loss=loss,
+        m=m,
+        dtype=arrays["W1"].dtype,
+        differences={k: difference(ours[k], reference[k]) for k in GRADIENTS},
+        engine={k: ours[k] for k in GRADIENTS},
+        manual={k: reference[k] for k in GRADIENTS},
+    )
 
 
 def tutorial_graphs(
@@ -22,41 +88,31 @@ def tutorial_graphs(
     seed: int = 0,
     formats: Iterable[str] = ("svg", "png"),
     rankdir: str = "LR",
+    parameters: dict[str, Tensor] | None = None,
 ) -> list[Path]:
-    """Build the network on `m` examples of `data`, run backward once and write the pictures.
+    """Build the tutorial network on the first `m` examples of `data` and write its pictures.
 
-    Small sizes keep the pictures readable; the shapes in them are the tutorial's
-    (X is (n_x, m), W1 is (hidden, n_x), ...). Returns the files written.
+    `parameters` draws a network already trained (its hidden size is then theirs); otherwise the
+    weights are freshly initialised from `seed`. Small sizes keep the pictures readable; the
+    shapes in them are the tutorial's (X is (n_x, m), W1 is (hidden, n_x), ...).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     ds = datasets.load(data, m=m, test_fraction=0.0, seed=seed)
     X, Y = ds.X_train[:, :m], ds.Y_train[:, :m]
-    params = fnn.initialize_parameters(ds.n_x, hidden, seed=seed)
-    _, cache = fnn.forward_propagation(X, params)
+    if parameters is None:
+        parameters = fnn.initialize_parameters(ds.n_x, hidden, seed=seed)
+    else:  # fresh leaves over the same numbers, so drawing leaves the caller's .grad alone
+        parameters = {
+            k: Tensor(p.data, requires_grad=True, dtype=p.dtype, name=k)
+            for k, p in parameters.items()
+        }
+        hidden = parameters["W1"].shape[0]
+    _, cache = fnn.forward_propagation(X, parameters)
     cost = fnn.cost_of(cache, Y, loss)
-    for t in collect(cost):
-        t.retain_grad()
-    shape = f"n_x={ds.n_x}, hidden={hidden}, m={X.shape[1]}, loss={loss}"
-    forward = draw_graph(cost, show_grad=False, rankdir=rankdir, title=f"Forward pass ({shape})")
-    cost.backward()
-    comparison = compare_gradients(X, Y, params, loss)
-    with_grads = draw_graph(
+    return pictures(
         cost,
-        show_values=True,
-        show_grad=True,
-        rankdir=rankdir,
-        title=f"Forward pass with values and gradients ({shape})",
+        out_dir,
+        formats,
+        rankdir,
+        describe=f"n_x={ds.n_x}, hidden={hidden}, m={X.shape[1]}, loss={loss}",
+        comparison=lambda: pass_comparison(X, Y, parameters, cache, loss),
     )
-    backward = draw_backward(
-        cost,
-        comparison=comparison,
-        rankdir=rankdir,
-        title=f"Backward pass: the rules the engine runs, in order ({shape})",
-    )
-    formats = tuple(formats)
-    written = []
-    for name, graph in (("forward", forward), ("forward_grad", with_grads), ("backward", backward)):
-        written += render(graph, out / name, formats)
-    written.append(write_stepper(cost, out / "backprop.html", comparison))
-    return written
