@@ -536,3 +536,16 @@ def test_demo_draws_the_network_it_trained(tmp_path, capsys):
         and lines["X"] == f"({trained[1]}, 4) float64"
     )
     assert lines["W2"] == f"(1, {hidden}) float64"
+
+
+def test_the_readme_shows_the_labels_the_code_draws():
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Pictures of the graph")[1].split("\n## ")[0]
+    block = section.split("```text\n")[1].split("```")[0].splitlines()
+    shown = [[part for part in line.split("  ") if part.strip()] for line in block]
+    nodes, _ = nodes_and_edges(draw_backward(network()[0]))
+    drawn = {v[0]: v[1] for v in nodes.values() if len(v) > 2}
+    for column in range(2):
+        engine, tutorial = shown[0][column].strip(), shown[1][column].strip()
+        assert drawn[engine] == tutorial
+    assert "(viz/backprop.png)" in section and (ROOT / "viz" / "backprop.png").exists()
