@@ -405,7 +405,7 @@ def test_labels_show_names_and_titles_literally_through_the_bundled_renderer(mon
                 assert wanted in texts, (n, texts)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(st.recursive(st.text(), lambda inner: st.lists(inner) | st.dictionaries(st.text(), inner)))
 def test_script_json_cannot_close_a_script_and_keeps_the_value(value):
     import json

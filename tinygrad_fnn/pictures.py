@@ -5,7 +5,7 @@ step-through page, all from one forward and one backward pass."""
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -24,18 +24,19 @@ def pictures(
     formats: Iterable[str] = ("svg", "png"),
     rankdir: str = "LR",
     describe: str = "",
-    comparison: object = None,
+    compare: Callable[[], Comparison] | None = None,
 ) -> list[Path]:
     """Back-propagate `cost` once and write the pictures of that pass; returns the files written.
 
-    Works for any scalar expression. `comparison` is called with no arguments after the backward
-    pass and returns what `draw_backward` shows beside each gradient (or is None)."""
+    Works for any scalar expression that has not been back-propagated yet. `describe` goes into
+    the titles; `compare`, called after the backward pass, returns the comparison with the
+    hand-derived formulas that the backward graph shows beside each gradient."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     for t in collect(cost):
         t.retain_grad()
     cost.backward()
-    differences = comparison() if callable(comparison) else comparison
+    comparison = compare() if compare is not None else None
     shape = f" ({describe})" if describe else ""
     forward = draw_graph(cost, show_grad=False, rankdir=rankdir, title=f"Forward pass{shape}")
     with_grads = draw_graph(
@@ -46,7 +47,7 @@ def pictures(
     )
     backward = draw_backward(
         cost,
-        comparison=differences,
+        comparison=comparison,
         rankdir=rankdir,
         title=f"Backward pass: the rules the engine runs, in order{shape}",
     )
@@ -114,5 +115,5 @@ def tutorial_graphs(
         formats,
         rankdir,
         describe=f"n_x={ds.n_x}, hidden={hidden}, m={X.shape[1]}, loss={loss}",
-        comparison=lambda: pass_comparison(X, Y, parameters, cache, loss),
+        compare=lambda: pass_comparison(X, Y, parameters, cache, loss),
     )
