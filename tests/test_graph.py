@@ -518,24 +518,33 @@ def test_graph_command_writes_svg_and_png(tmp_path, capsys):
 
 
 def test_demo_draws_the_network_it_trained(tmp_path, capsys):
+    from tinygrad_fnn import datasets
     from tinygrad_fnn.cli import DEFAULTS, main
 
     assert main(["demo", "--out", str(tmp_path), "--epochs", "3"]) == 0
     out = capsys.readouterr().out
-    hidden = DEFAULTS["breast_cancer"][0]
+    hidden, _, lr = DEFAULTS["breast_cancer"]
     trained = re.search(r"n_x=(\d+), hidden=(\d+), m=\d+, lr=", out)
     assert trained and int(trained[2]) == hidden
     said = f"the network just trained (breast cancer, n_x={trained[1]}, hidden={hidden}"
     assert said in out and "batch of its first 4 training examples" in out
-    forward = (tmp_path / "forward.dot").read_text()
+    forward = (tmp_path / "forward_grad.dot").read_text()
     assert f"n_x={trained[1]}, hidden={hidden}, m=4" in forward
-    labels = [dot_label(m) for m, _ in LABEL.findall(forward) if m]
-    lines = {label[0]: label[1] for label in labels if len(label) > 1}
-    assert (
-        lines["W1"] == f"({hidden}, {trained[1]}) float64"
-        and lines["X"] == f"({trained[1]}, 4) float64"
-    )
-    assert lines["W2"] == f"(1, {hidden}) float64"
+    labels = {label[0]: label for m, _ in LABEL.findall(forward) if m for label in [dot_label(m)]}
+    assert labels["W1"][1] == f"({hidden}, {trained[1]}) float64"
+    assert labels["X"][1] == f"({trained[1]}, 4) float64"
+    # the numbers drawn are the trained network's, on the training set's first examples
+    ds = datasets.load("breast_cancer")
+    params = fnn.initialize_parameters(ds.n_x, hidden, seed=0)
+    fnn.train(ds.X_train, ds.Y_train, params, 3, lr, "fused", print_every=None)
+
+    def preview(x):
+        return "value [" + ", ".join(f"{v:.3g}" for v in x.reshape(-1)[:4]) + ", …]"
+
+    assert labels["X"][2] == preview(ds.X_train[:, :4])
+    assert labels["W1"][2] == preview(params["W1"].data)
+    untrained = fnn.initialize_parameters(ds.n_x, hidden, seed=0)["W1"].data
+    assert preview(untrained) != preview(params["W1"].data)
 
 
 def test_the_readme_shows_the_labels_the_code_draws():

@@ -80,6 +80,35 @@ def pass_comparison(
     )
 
 
+def network_pictures(
+    out_dir: str | os.PathLike,
+    X: np.ndarray,
+    Y: np.ndarray,
+    parameters: dict[str, Tensor],
+    loss: str = "fused",
+    formats: Iterable[str] = ("svg", "png"),
+    rankdir: str = "LR",
+) -> list[Path]:
+    """The pictures of the tutorial network with these `parameters` on the batch `X`, `Y`.
+
+    The parameters' numbers are drawn, not the tensors themselves: the pass runs on fresh leaves
+    over the same arrays, so the caller's `.grad` stay as they are.
+    """
+    params = {k: Tensor(p.data, True, dtype=p.dtype, name=k) for k, p in parameters.items()}
+    X, Y = np.asarray(X, dtype=params["W1"].dtype), np.asarray(Y, dtype=params["W1"].dtype)
+    _, cache = fnn.forward_propagation(X, params)
+    cost = fnn.cost_of(cache, Y, loss)
+    (hidden, n_x), m = params["W1"].shape, X.shape[1]
+    return pictures(
+        cost,
+        out_dir,
+        formats,
+        rankdir,
+        describe=f"n_x={n_x}, hidden={hidden}, m={m}, loss={loss}",
+        compare=lambda: pass_comparison(X, Y, params, cache, loss),
+    )
+
+
 def tutorial_graphs(
     out_dir: str | os.PathLike,
     data: str = "xor",
@@ -89,31 +118,14 @@ def tutorial_graphs(
     seed: int = 0,
     formats: Iterable[str] = ("svg", "png"),
     rankdir: str = "LR",
-    parameters: dict[str, Tensor] | None = None,
 ) -> list[Path]:
-    """Build the tutorial network on the first `m` examples of `data` and write its pictures.
+    """The pictures of the tutorial network, freshly initialised from `seed`, on the first `m`
+    examples of `data`.
 
-    `parameters` draws a network already trained (its hidden size is then theirs); otherwise the
-    weights are freshly initialised from `seed`. Small sizes keep the pictures readable; the
-    shapes in them are the tutorial's (X is (n_x, m), W1 is (hidden, n_x), ...).
+    Small sizes keep the pictures readable; the shapes in them are the tutorial's
+    (X is (n_x, m), W1 is (hidden, n_x), ...).
     """
     ds = datasets.load(data, m=m, test_fraction=0.0, seed=seed)
+    parameters = fnn.initialize_parameters(ds.n_x, hidden, seed=seed)
     X, Y = ds.X_train[:, :m], ds.Y_train[:, :m]
-    if parameters is None:
-        parameters = fnn.initialize_parameters(ds.n_x, hidden, seed=seed)
-    else:  # fresh leaves over the same numbers, so drawing leaves the caller's .grad alone
-        parameters = {
-            k: Tensor(p.data, requires_grad=True, dtype=p.dtype, name=k)
-            for k, p in parameters.items()
-        }
-        hidden = parameters["W1"].shape[0]
-    _, cache = fnn.forward_propagation(X, parameters)
-    cost = fnn.cost_of(cache, Y, loss)
-    return pictures(
-        cost,
-        out_dir,
-        formats,
-        rankdir,
-        describe=f"n_x={ds.n_x}, hidden={hidden}, m={X.shape[1]}, loss={loss}",
-        compare=lambda: pass_comparison(X, Y, parameters, cache, loss),
-    )
+    return network_pictures(out_dir, X, Y, parameters, loss, formats, rankdir)
