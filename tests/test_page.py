@@ -107,6 +107,9 @@ def test_step_through_page_advances_and_renders(chrome, tmp_path):
     assert "http" not in path.read_text().replace("http://www.w3.org", "")  # nothing fetched
     page = Page(chrome, path)
     assert page.text("counter") == "0 / 6"
+    assert "Backward starts from ∂cost/∂cost = 1 and runs 6 derivative rules" in page.text(
+        "caption"
+    )
     assert chrome.find_element(By.ID, "prev").get_attribute("disabled")
     assert page.fill("r1") == PALETTE["pending"]
     page.click("next")

@@ -250,7 +250,7 @@ def draw_backward(
 
     g.steps = []
     g.seed = gradient_node(root)
-    g.seed_name = gradient_name(root, root)
+    g.seed_name = gradient_name(root, root) + (" = 1" if root.size == 1 else "")
     if not order:
         return g
     steps = list(reversed(order))

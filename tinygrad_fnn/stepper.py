@@ -233,7 +233,7 @@ def write_stepper(
     svg = to_svg(graph)
     svg = svg[svg.index("<svg") :]  # drop the XML prologue: the SVG is inline
     first = (
-        f"The forward pass is recorded. Backward starts from {graph.seed_name} = 1 and runs "
+        f"The forward pass is recorded. Backward starts from {graph.seed_name} and runs "
         f"{len(graph.steps)} derivative rules, last operation first. Press next (or →)."
     )
     legend_css = "\n".join(
