@@ -442,7 +442,15 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     print("== 3. Pictures")
     _plot(args.out / "cost.png", costs, ds, params)
-    _draw(args.out, "xor", 3, 4, "fused", 0, ("svg", "png"), "LR")
+    from tinygrad_fnn.pictures import network_pictures
+
+    m = 4  # a small batch keeps the graphs readable; the shapes are those of the trained network
+    print(
+        f"   the graphs show the network just trained (breast cancer, n_x={ds.n_x}, "
+        f"hidden={hidden}, loss=fused) on a batch of its first {m} training examples"
+    )
+    X, Y = ds.X_train[:, :m], ds.Y_train[:, :m]
+    _draw(lambda: network_pictures(args.out, X, Y, params, "fused", ("svg", "png")))
     return 0
 
 
@@ -454,16 +462,21 @@ def cmd_graph(args: argparse.Namespace) -> int:
     unknown = sorted(set(formats) - {"svg", "png"})
     if unknown:
         raise CliError(f"--formats: unknown format {', '.join(unknown)}; choose svg, png")
-    _draw(args.out, args.data, args.hidden, args.m, args.loss, args.seed, formats, args.rankdir)
+    from tinygrad_fnn.pictures import tutorial_graphs
+
+    _draw(
+        lambda: tutorial_graphs(
+            args.out, args.data, args.hidden, args.m, args.loss, args.seed, formats, args.rankdir
+        )
+    )
     return 0
 
 
-def _draw(out: Path, data, hidden, m, loss, seed, formats, rankdir) -> None:
-    from tinygrad_fnn.graph import RenderError
-    from tinygrad_fnn.pictures import tutorial_graphs
+def _draw(make_pictures) -> None:
+    from tinygrad_fnn.render import RenderError
 
     try:
-        written = tutorial_graphs(out, data, hidden, m, loss, seed, formats, rankdir)
+        written = make_pictures()
     except RenderError as e:
         raise CliError(str(e)) from None
     for path in written:

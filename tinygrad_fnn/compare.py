@@ -176,11 +176,22 @@ def compare_gradients(
     Y = np.asarray(_array(Y), dtype=dtype)
     _, cache = manual.forward_propagation(X, arrays)
     reference = manual.backpropagation(X, Y, arrays, cache)
-    ours = engine_gradients(X, Y, arrays, loss)
+    return comparison(loss, X, cache, engine_gradients(X, Y, arrays, loss), reference)
+
+
+def comparison(
+    loss: str,
+    X: np.ndarray,
+    cache: dict[str, np.ndarray],
+    ours: dict[str, np.ndarray],
+    reference: dict[str, np.ndarray],
+) -> Comparison:
+    """Hold the engine's gradients `ours` against the hand-derived `reference`, computed from
+    the tutorial's forward pass `cache` on `X`."""
     return Comparison(
         loss=loss,
         m=X.shape[1],
-        dtype=dtype,
+        dtype=reference["dW1"].dtype,
         differences={k: difference(ours[k], reference[k]) for k in GRADIENTS},
         engine={k: ours[k] for k in GRADIENTS},
         manual={k: reference[k] for k in GRADIENTS},

@@ -1,16 +1,106 @@
-"""The tutorial network's pictures: forward graph, forward graph with values and gradients,
-backward graph beside the hand-derived formulas, and the step-through page."""
+"""Pictures of a network's pass: forward graph, forward graph with values and gradients,
+backward graph (beside the hand-derived formulas, for the tutorial's network) and the
+step-through page, all from one forward and one backward pass."""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from tinygrad_fnn import datasets, fnn
-from tinygrad_fnn.compare import compare_gradients
-from tinygrad_fnn.graph import collect, draw_backward, draw_graph, render
+import numpy as np
+
+from tinygrad_fnn import datasets, fnn, manual
+from tinygrad_fnn.compare import Comparison, comparison
+from tinygrad_fnn.engine import Tensor
+from tinygrad_fnn.graph import collect, draw_backward, draw_graph
+from tinygrad_fnn.render import write
 from tinygrad_fnn.stepper import write_stepper
+
+
+def pictures(
+    cost: Tensor,
+    out_dir: str | os.PathLike,
+    formats: Iterable[str] = ("svg", "png"),
+    rankdir: str = "LR",
+    describe: str = "",
+    compare: Callable[[], Comparison] | None = None,
+) -> list[Path]:
+    """Back-propagate `cost` once and write the pictures of that pass; returns the files written.
+
+    Works for any scalar expression that has not been back-propagated yet. `describe` goes into
+    the titles; `compare`, called after the backward pass, returns the comparison with the
+    hand-derived formulas that the backward graph shows beside each gradient."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for t in collect(cost):
+        t.retain_grad()
+    cost.backward()
+    comparison = compare() if compare is not None else None
+    shape = f" ({describe})" if describe else ""
+    forward = draw_graph(cost, show_grad=False, rankdir=rankdir, title=f"Forward pass{shape}")
+    with_grads = draw_graph(
+        cost,
+        show_values=True,
+        rankdir=rankdir,
+        title=f"Forward pass with values and gradients{shape}",
+    )
+    backward = draw_backward(
+        cost,
+        comparison=comparison,
+        rankdir=rankdir,
+        title=f"Backward pass: the rules the engine runs, in order{shape}",
+    )
+    formats = tuple(formats)
+    written = []
+    for name, graph in (("forward", forward), ("forward_grad", with_grads), ("backward", backward)):
+        written += write(graph, out / name, formats)
+    written.append(write_stepper(backward, out / "backprop.html"))
+    return written
+
+
+def pass_comparison(
+    X: np.ndarray, Y: np.ndarray, parameters: dict[str, Tensor], cache: dict[str, Tensor], loss: str
+) -> Comparison:
+    """The gradients a backward pass left on the tutorial network's tensors, held against the
+    hand-derived formulas (the tutorial's dZ and dA are m times the engine's ∂cost/∂Z, ∂cost/∂A).
+    """
+    arrays = {k: parameters[k].data for k in ("W1", "b1", "W2", "b2")}
+    m = X.shape[1]
+    ours = {f"d{k}": t.grad.data for k, t in parameters.items()}
+    ours.update({f"d{k}": m * cache[k].grad.data for k in ("Z1", "Z2", "A1")})
+    _, reference_cache = manual.forward_propagation(X, arrays)
+    reference = manual.backpropagation(X, Y, arrays, reference_cache)
+    return comparison(loss, X, reference_cache, ours, reference)
+
+
+def network_pictures(
+    out_dir: str | os.PathLike,
+    X: np.ndarray,
+    Y: np.ndarray,
+    parameters: dict[str, Tensor],
+    loss: str = "fused",
+    formats: Iterable[str] = ("svg", "png"),
+    rankdir: str = "LR",
+) -> list[Path]:
+    """The pictures of the tutorial network with these `parameters` on the batch `X`, `Y`.
+
+    The parameters' numbers are drawn, not the tensors themselves: the pass runs on fresh leaves
+    over the same arrays, so the caller's `.grad` stay as they are.
+    """
+    params = {k: Tensor(p.data, True, dtype=p.dtype, name=k) for k, p in parameters.items()}
+    X, Y = np.asarray(X, dtype=params["W1"].dtype), np.asarray(Y, dtype=params["W1"].dtype)
+    _, cache = fnn.forward_propagation(X, params)
+    cost = fnn.cost_of(cache, Y, loss)
+    (hidden, n_x), m = params["W1"].shape, X.shape[1]
+    return pictures(
+        cost,
+        out_dir,
+        formats,
+        rankdir,
+        describe=f"n_x={n_x}, hidden={hidden}, m={m}, loss={loss}",
+        compare=lambda: pass_comparison(X, Y, params, cache, loss),
+    )
 
 
 def tutorial_graphs(
@@ -23,40 +113,13 @@ def tutorial_graphs(
     formats: Iterable[str] = ("svg", "png"),
     rankdir: str = "LR",
 ) -> list[Path]:
-    """Build the network on `m` examples of `data`, run backward once and write the pictures.
+    """The pictures of the tutorial network, freshly initialised from `seed`, on the first `m`
+    examples of `data`.
 
     Small sizes keep the pictures readable; the shapes in them are the tutorial's
-    (X is (n_x, m), W1 is (hidden, n_x), ...). Returns the files written.
+    (X is (n_x, m), W1 is (hidden, n_x), ...).
     """
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     ds = datasets.load(data, m=m, test_fraction=0.0, seed=seed)
+    parameters = fnn.initialize_parameters(ds.n_x, hidden, seed=seed)
     X, Y = ds.X_train[:, :m], ds.Y_train[:, :m]
-    params = fnn.initialize_parameters(ds.n_x, hidden, seed=seed)
-    _, cache = fnn.forward_propagation(X, params)
-    cost = fnn.cost_of(cache, Y, loss)
-    for t in collect(cost):
-        t.retain_grad()
-    shape = f"n_x={ds.n_x}, hidden={hidden}, m={X.shape[1]}, loss={loss}"
-    forward = draw_graph(cost, show_grad=False, rankdir=rankdir, title=f"Forward pass ({shape})")
-    cost.backward()
-    comparison = compare_gradients(X, Y, params, loss)
-    with_grads = draw_graph(
-        cost,
-        show_values=True,
-        show_grad=True,
-        rankdir=rankdir,
-        title=f"Forward pass with values and gradients ({shape})",
-    )
-    backward = draw_backward(
-        cost,
-        comparison=comparison,
-        rankdir=rankdir,
-        title=f"Backward pass: the rules the engine runs, in order ({shape})",
-    )
-    formats = tuple(formats)
-    written = []
-    for name, graph in (("forward", forward), ("forward_grad", with_grads), ("backward", backward)):
-        written += render(graph, out / name, formats)
-    written.append(write_stepper(cost, out / "backprop.html", comparison))
-    return written
+    return network_pictures(out_dir, X, Y, parameters, loss, formats, rankdir)
