@@ -267,3 +267,13 @@ def labels_of(Y: Any) -> np.ndarray:
 def accuracy(X: Any, Y: Any, parameters: dict[str, Tensor], activation: str = "relu") -> float:
     """The fraction of examples classified correctly (Y: a row of 0/1 or one-hot columns)."""
     return float(np.mean(predict(X, parameters, activation) == labels_of(Y)))
+
+
+def confusion_matrix(true: Any, predicted: Any, classes: int) -> np.ndarray:
+    """counts[i, j]: how many examples of class i were predicted as class j."""
+    true, predicted = np.asarray(true, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
+    if true.shape != predicted.shape:
+        raise ValueError(f"{true.shape[0]} true labels but {predicted.shape[0]} predictions")
+    counts = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(counts, (true, predicted), 1)
+    return counts
