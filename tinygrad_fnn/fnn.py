@@ -52,7 +52,7 @@ def layer_sizes(
     if isinstance(input_size, (int, np.integer)):
         if hidden_size is None:
             raise TypeError("initialize_parameters: give the hidden size(s) or a list of sizes")
-        hidden = [hidden_size] if isinstance(hidden_size, (int, np.integer)) else hidden_size
+        hidden = [hidden_size] if np.ndim(hidden_size) == 0 else list(hidden_size)
         sizes = [input_size, *hidden, 1 if output_size is None else output_size]
     else:
         if hidden_size is not None or output_size is not None:
