@@ -551,3 +551,16 @@ def test_the_deep_digits_example_runs(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.count("bit-identical to the formula: True") == 6
     assert "| no |" not in result.stdout and "confusion matrix" in result.stdout
+
+
+def test_the_readme_shows_what_compare_prints_for_a_deep_network(capsys):
+    from pathlib import Path
+
+    from tinygrad_fnn.cli import main
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    shown = readme.split("<!-- compare-deep:start")[1].split("-->", 1)[1]
+    shown = shown.split("<!-- compare-deep:end")[0].strip()
+    args = ["compare", "--layers", "30,16,8,1", "--activation", "tanh", "--loss", "fused"]
+    assert main(args) == 0
+    assert capsys.readouterr().out.strip() == shown  # every row is bit-identical: exact text
