@@ -225,7 +225,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         print("confusion matrix (test set; rows: true class, columns: predicted class):")
         print(format_confusion(fnn.confusion_matrix(ds.labels_test, predicted, ds.n_y)))
     if args.save:
-        save_parameters(args.save, params, ds.mean, ds.std, args.data)
+        arrays = {k: p.data for k, p in params.items()}  # the values, not the Tensors
+        save_parameters(args.save, arrays, ds.mean, ds.std, args.data)
         print(f"parameters written to {args.save}")
     if args.plot:
         _plot(args.plot, costs, ds, params, args.activation)

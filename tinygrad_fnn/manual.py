@@ -132,7 +132,7 @@ ACTIVATIONS = ("relu", "tanh", "sigmoid", "leaky_relu")
 LEAKY_SLOPE = 0.01  # leaky_relu(z) = z for z > 0, LEAKY_SLOPE·z otherwise
 
 
-def initial_scales(layer_sizes, activation: str = "relu") -> list[float]:
+def initial_scales(layer_sizes: list[int], activation: str = "relu") -> list[float]:
     """The standard deviation of each weight matrix at initialisation.
 
     One hidden layer: the tutorial's 0.01 for every layer, whatever the activation. Deeper:
@@ -147,7 +147,7 @@ def initial_scales(layer_sizes, activation: str = "relu") -> list[float]:
 
 
 def initialize_deep_parameters(
-    layer_sizes,
+    layer_sizes: list[int],
     seed: int | None = None,
     dtype: type = np.float64,
     activation: str = "relu",
@@ -200,7 +200,9 @@ def activation_forward(Z: np.ndarray, activation: str) -> np.ndarray:
     raise AssertionError  # unreachable
 
 
-def activation_backward(dA: np.ndarray, Z: np.ndarray, A: np.ndarray, activation: str):
+def activation_backward(
+    dA: np.ndarray, Z: np.ndarray, A: np.ndarray, activation: str
+) -> np.ndarray:
     """dZ = dA ∗ g′(Z), each in its textbook form (g′ at exactly 0: 0 for relu, the slope for
     leaky_relu)."""
     if activation == "relu":
@@ -221,7 +223,9 @@ def softmax(Z: np.ndarray) -> np.ndarray:
     return e / np.sum(e, axis=0, keepdims=True)
 
 
-def deep_forward_propagation(X: np.ndarray, parameters: dict[str, np.ndarray], activation="relu"):
+def deep_forward_propagation(
+    X: np.ndarray, parameters: dict[str, np.ndarray], activation: str = "relu"
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Returns A[L] and the cache Z1, A1, …, ZL, AL."""
     _check_activation(activation)
     L = number_of_layers(parameters)
