@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_fnn import manual
+from tinygrad_fnn import datasets, manual
 from tinygrad_fnn.engine import (
     Tensor,
     binary_cross_entropy,
@@ -258,15 +258,10 @@ def predict(X: Any, parameters: dict[str, Tensor], activation: str = "relu") -> 
     return np.argmax(probs, axis=0)[None, :]
 
 
-def labels_of(Y: Any) -> np.ndarray:
-    """Class labels (1, m) from Y: itself for a (1, m) row of 0/1, the argmax of one-hot columns."""
-    Y = Y.data if isinstance(Y, Tensor) else np.asarray(Y)
-    return Y if Y.shape[0] == 1 else np.argmax(Y, axis=0)[None, :]
-
-
 def accuracy(X: Any, Y: Any, parameters: dict[str, Tensor], activation: str = "relu") -> float:
     """The fraction of examples classified correctly (Y: a row of 0/1 or one-hot columns)."""
-    return float(np.mean(predict(X, parameters, activation) == labels_of(Y)))
+    Y = Y.data if isinstance(Y, Tensor) else np.asarray(Y)
+    return float(np.mean(predict(X, parameters, activation)[0] == datasets.labels_of(Y)))
 
 
 def confusion_matrix(true: Any, predicted: Any, classes: int) -> np.ndarray:
