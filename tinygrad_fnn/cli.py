@@ -106,7 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     train.add_argument("--print-every", type=_positive_int, default=100)
     train.add_argument("--save", type=Path, help="write the trained parameters to this .npz")
-    train.add_argument("--plot", type=Path, help="write the cost curve (and boundary) as PNG")
+    train.add_argument(
+        "--plot",
+        type=Path,
+        help="write the cost curve as PNG, beside the decision boundary (2-D data) or the "
+        "confusion matrix and misclassified examples (several classes)",
+    )
 
     compare = sub.add_parser("compare", help="engine gradients vs the hand-derived formulas")
     _add_data_options(compare)
