@@ -116,7 +116,7 @@ def test_corrupt_and_mismatched_files_are_one_line_errors(tmp_path):
     for path, message in [
         (corrupt, "not an .npz archive"),
         (pickled, "not a parameters file: missing b1, W2"),
-        (mismatched, "W2 has shape (1, 5), but W1 (4, 3) and one output unit imply (1, 4)"),
+        (mismatched, "W2 has shape (1, 5), but W1 (4, 3) and 1 output unit(s) imply (1, 4)"),
     ]:
         result = run_cli("predict", str(path))
         assert result.returncode == 2, result.stderr

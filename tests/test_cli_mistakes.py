@@ -138,7 +138,7 @@ P = "{d}/bc.npz"
 
 MISTAKES = [
     # --- predict: the parameters file
-    (["predict", "{d}/w2_two_rows.npz"], "W2 has shape (2, 16), but W1 (16, 30) and one output"),
+    (["predict", "{d}/w2_two_rows.npz"], "b2 has shape (1, 1), but W1 (16, 30) and 2 output"),
     (["predict", "{d}/w1_five_features.npz"], "takes 5 features (W1 has shape (16, 5)), but the"),
     (["predict", "{d}/w1_five_features.npz", "--csv", "{d}/rows.csv"], "--csv {d}/rows.csv has 30"),
     (["predict", "{d}/huge_W1.npz"], "W1 has shape (1000000, 1000000)), more than the"),
@@ -479,6 +479,8 @@ def test_the_sizes_known_without_loading_are_the_data_sets_sizes(name, m):
     """The memory check runs before any data is built, from shapes the CLI knows by heart."""
     if name == "breast_cancer":
         X, _, _ = datasets.load_breast_cancer()
+    elif name == "digits":
+        X, _ = datasets.load_digits()
     else:
         X, _ = datasets.GENERATED[name](**({} if m is None else {"m": m}))
     assert cli._data_shape(name, m) == X.shape

@@ -31,12 +31,14 @@ from tinygrad_fnn.persist import (
 # Settings that train each data set well with plain gradient descent: hidden size, epochs, lr.
 DEFAULTS = {
     "breast_cancer": (16, 2000, 0.1),
+    "digits": (64, 1000, 1.0),
     "xor": (8, 2000, 1.0),
     "moons": (16, 2000, 1.0),
     "circles": (16, 2000, 1.0),
     "spirals": (64, 10000, 3.0),
 }
 BREAST_CANCER_SHAPE = (30, 569)  # features, examples: known without reading the file
+DIGITS_SHAPE = (64, 1797)
 GENERATED_FEATURES = 2
 GENERATED_M = 400  # the generated sets' default size
 MAX_EPOCHS = 1_000_000  # the cost of every epoch is kept (for --plot)
@@ -92,6 +94,32 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _layer_list(text: str) -> list[int]:
+    try:
+        sizes = [int(part) for part in text.split(",")]
+    except ValueError:
+        sizes = []
+    if len(sizes) < 2 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"must be two or more positive whole numbers separated by commas, got {text}"
+        )
+    return sizes
+
+
+def _add_network_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--layers",
+        type=_layer_list,
+        help="all layer sizes n_x,h1,…,n_y, e.g. 30,16,8,1 (instead of --hidden)",
+    )
+    p.add_argument(
+        "--activation",
+        choices=fnn.ACTIVATIONS,
+        default="relu",
+        help="the hidden layers' activation (default relu)",
+    )
+
+
 def _add_data_options(p: argparse.ArgumentParser, hidden_default: int | None = None) -> None:
     p.add_argument("--data", choices=datasets.NAMES, default="breast_cancer", help="data set")
     p.add_argument(
@@ -123,6 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     train = sub.add_parser("train", help="train the network and report accuracy")
     _add_data_options(train)
+    _add_network_options(train)
     train.add_argument(
         "--epochs", type=_epochs, help=f"default: per data set; at most {MAX_EPOCHS:,}"
     )
@@ -144,11 +173,14 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--plot",
         type=Path,
-        help="write the cost curve (and boundary) to this picture; its extension is the format",
+        help="write the cost curve, beside the decision boundary (2-D data) or the confusion "
+        "matrix and misclassified examples (several classes), to this picture; its extension "
+        "is the format",
     )
 
     compare = sub.add_parser("compare", help="engine gradients vs the hand-derived formulas")
     _add_data_options(compare)
+    _add_network_options(compare)
     compare.add_argument("--loss", choices=(*fnn.LOSSES, "both"), default="both")
     compare.add_argument(
         "--batch", type=_positive_int, default=256, help="examples to use (default 256)"
@@ -207,6 +239,8 @@ def _data_shape(name: str, m: int | None) -> tuple[int, int]:
     """(n_x, m) of a data set, known without building it."""
     if name == "breast_cancer":
         return BREAST_CANCER_SHAPE
+    if name == "digits":
+        return DIGITS_SHAPE
     return GENERATED_FEATURES, GENERATED_M if m is None else m
 
 
@@ -255,9 +289,38 @@ def _progress(epochs: int):
     return show
 
 
+def _layers(args: argparse.Namespace, ds: datasets.Dataset) -> list[int]:
+    """The network's layer sizes: --layers as given (checked against the data), or
+    [n_x, --hidden or the data set's default, n_y]."""
+    if args.layers is None:
+        return [ds.n_x, args.hidden or DEFAULTS[args.data][0], ds.n_y]
+    if args.hidden is not None:
+        raise CliError("give either --layers or --hidden, not both")
+    if args.layers[0] != ds.n_x or args.layers[-1] != ds.n_y:
+        raise CliError(
+            f"--layers: {args.data} needs {ds.n_x} inputs and {ds.n_y} output(s), so the sizes "
+            f"must start with {ds.n_x} and end with {ds.n_y}; got {_sizes(args.layers)}"
+        )
+    return args.layers
+
+
+def _sizes(layers: Sequence[int]) -> str:
+    return ",".join(str(n) for n in layers)
+
+
+def _network(args: argparse.Namespace, ds: datasets.Dataset):
+    layers = _layers(args, ds)
+    params = fnn.initialize_parameters(
+        layers, seed=args.seed, dtype=args.dtype, activation=args.activation
+    )
+    return layers, params
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     hidden, epochs, lr = DEFAULTS[args.data]
     hidden, epochs, lr = args.hidden or hidden, args.epochs or epochs, args.lr or lr
+    if args.layers:
+        hidden = sum(args.layers[1:-1])  # every hidden layer's intermediates, generously
     n_x, m = _data_shape(args.data, args.m)
     if args.plot and n_x == 2:
         m = max(m, BOUNDARY_POINTS)
@@ -267,10 +330,20 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.save:
         check_target(args.save)
     ds = _dataset(args)
-    params = fnn.initialize_parameters(ds.n_x, hidden, seed=args.seed, dtype=args.dtype)
+    layers, params = _network(args, ds)
+    if args.save and (len(layers) != 3 or args.activation != "relu"):
+        raise CliError(
+            "--save: parameter files hold networks with one relu hidden layer only; "
+            f"this one has layers {_sizes(layers)} and activation {args.activation}"
+        )
+    network = (
+        f"hidden={layers[1]}"
+        if len(layers) == 3 and args.activation == "relu"
+        else f"layers={_sizes(layers)}, activation={args.activation}"
+    )
     print(
         f"{args.data}: n_x={ds.n_x}, m={ds.X_train.shape[1]} train / {ds.X_test.shape[1]} test, "
-        f"hidden={hidden}, epochs={epochs}, lr={lr}, loss={args.loss}, dtype={args.dtype}"
+        f"{network}, epochs={epochs}, lr={lr}, loss={args.loss}, dtype={args.dtype}"
     )
     start = time.perf_counter()
     try:
@@ -287,57 +360,82 @@ def cmd_train(args: argparse.Namespace) -> int:
                 args.loss,
                 print_every=args.print_every,
                 callback=_progress(epochs),
+                activation=args.activation,
             )
     except fnn.NonFiniteCostError as e:
         raise CliError(f"training stopped at {e}") from None
     seconds = time.perf_counter() - start
-    _report_accuracy(ds, params, seconds)
+    _report_accuracy(ds, params, seconds, args.activation)
+    if ds.n_y > 1 and ds.X_test.shape[1]:
+        predicted = fnn.predict(ds.X_test, params, args.activation)[0]
+        print("confusion matrix (test set; rows: true class, columns: predicted class):")
+        print(format_confusion(fnn.confusion_matrix(ds.labels_test, predicted, ds.n_y)))
     if args.save:
-        save_parameters(args.save, params, ds.mean, ds.std, args.data)
+        arrays = {k: p.data for k, p in params.items()}  # the values, not the Tensors
+        save_parameters(args.save, arrays, ds.mean, ds.std, args.data)
         print(f"parameters written to {args.save}")
     if args.plot:
-        _plot(args.plot, costs, ds, params)
+        _plot(args.plot, costs, ds, params, args.activation)
     return 0
 
 
-def _report_accuracy(ds: datasets.Dataset, params, seconds: float) -> None:
-    train_acc = fnn.accuracy(ds.X_train, ds.Y_train, params)
+def format_confusion(counts: np.ndarray) -> str:
+    """The confusion matrix as aligned text, classes numbered from 0."""
+    width = max(3, len(str(counts.max())) + 1)
+    classes = range(counts.shape[0])
+    lines = ["    " + "".join(f"{j:>{width}}" for j in classes)]
+    lines += [f"{i:>3} " + "".join(f"{n:>{width}}" for n in row) for i, row in zip(classes, counts)]
+    return "\n".join(lines)
+
+
+def _report_accuracy(
+    ds: datasets.Dataset, params, seconds: float, activation: str = "relu"
+) -> None:
+    train_acc = fnn.accuracy(ds.X_train, ds.Y_train, params, activation)
     print(f"trained in {seconds:.2f} s")
     print(f"train accuracy: {train_acc:.1%} ({ds.X_train.shape[1]} examples)")
     if ds.X_test.shape[1]:
-        test_acc = fnn.accuracy(ds.X_test, ds.Y_test, params)
+        test_acc = fnn.accuracy(ds.X_test, ds.Y_test, params, activation)
         print(f"test accuracy:  {test_acc:.1%} ({ds.X_test.shape[1]} examples)")
 
 
-def _plot(path: Path, costs, ds: datasets.Dataset, params) -> None:
-    from tinygrad_fnn.plots import plot_training
+def _plot(path: Path, costs, ds: datasets.Dataset, params, activation: str = "relu") -> None:
+    from tinygrad_fnn.plots import plot_classes, plot_training
 
+    if ds.n_y > 1:
+        predicted = fnn.predict(ds.X_test, params, activation)[0]
+        plot_classes(path, costs, ds.labels_test, predicted, ds.X_test, title=f"({ds.name})")
+        print(f"plot written to {path}")
+        return
     plot_training(
         path,
         costs,
         title=f"({ds.name})",
         X=ds.X_train,
         Y=ds.Y_train,
-        predict_proba=lambda X: fnn.predict_proba(X, params),
+        predict_proba=lambda X: fnn.predict_proba(X, params, activation),
     )
     print(f"plot written to {path}")
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
     hidden = args.hidden or DEFAULTS[args.data][0]
+    if args.layers:
+        hidden = sum(args.layers[1:-1])
     _check_memory(*_data_shape(args.data, args.m), hidden, np.dtype(args.dtype).itemsize)
     ds = _dataset(args)
     m = min(args.batch, ds.X_train.shape[1])
     X, Y = ds.X_train[:, :m], ds.Y_train[:, :m]
-    params = fnn.initialize_parameters(ds.n_x, hidden, seed=args.seed, dtype=args.dtype)
-    _print_comparisons(X, Y, params, fnn.LOSSES if args.loss == "both" else (args.loss,))
+    _, params = _network(args, ds)
+    losses = fnn.LOSSES if args.loss == "both" else (args.loss,)
+    _print_comparisons(X, Y, params, losses, args.activation)
     return 0
 
 
-def _print_comparisons(X, Y, params, losses) -> None:
+def _print_comparisons(X, Y, params, losses, activation: str = "relu") -> None:
     arrays = {k: p.detach().data for k, p in params.items()}  # explicit: see the engine's rules
     for loss in losses:
-        print(compare_gradients(X, Y, arrays, loss).table())
+        print(compare_gradients(X, Y, arrays, loss, activation).table())
         print()
     m = X.shape[1]
     if m & (m - 1):
@@ -402,13 +500,17 @@ def cmd_predict(args: argparse.Namespace) -> int:
     dtype = saved["W1"].dtype
     X = datasets.standardize(X, saved["mean"], saved["std"]).astype(dtype)
     params = {k: fnn.as_tensor(saved[k], dtype, k) for k in ("W1", "b1", "W2", "b2")}
-    probs = fnn.predict_proba(X, params).ravel()
+    probs = fnn.predict_proba(X, params)
+    if probs.shape[0] > 1:  # softmax output: the most probable class and its probability
+        predicted, confidence = np.argmax(probs, axis=0), np.max(probs, axis=0)
+    else:
+        predicted, confidence = (probs[0] > 0.5).astype(np.int64), probs[0]
     if Y is None:
         print("class probability")
-        for p in probs:
-            print(f"{int(p > 0.5)} {p:.4f}")
+        for label, p in zip(predicted, confidence):
+            print(f"{label} {p:.4f}")
     else:
-        acc = float(np.mean((probs > 0.5) == Y.ravel()))
+        acc = float(np.mean(predicted == datasets.labels_of(Y)))
         print(f"{saved['dataset']}: accuracy {acc:.1%} on all {Y.shape[1]} examples")
     return 0
 
@@ -417,6 +519,9 @@ def _raw_data(name: str, seed: int):
     if name == "breast_cancer":
         X, Y, _ = datasets.load_breast_cancer()
         return X, Y
+    if name == "digits":
+        X, labels = datasets.load_digits()
+        return X, datasets.one_hot(labels, 10)
     if name in datasets.GENERATED:
         return datasets.GENERATED[name](seed=seed)
     raise CliError(

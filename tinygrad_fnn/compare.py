@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -12,7 +12,7 @@ from tinygrad_fnn.engine import Tensor
 
 PARAMETER_GRADIENTS = ("dW1", "db1", "dW2", "db2")
 EXAMPLE_GRADIENTS = ("dZ1", "dZ2", "dA1")
-GRADIENTS = (*PARAMETER_GRADIENTS, *EXAMPLE_GRADIENTS)
+GRADIENTS = (*PARAMETER_GRADIENTS, *EXAMPLE_GRADIENTS)  # the tutorial network's, L = 2
 
 # The bounds the README states, derived there from where each side rounds, and held by
 # tests/test_exactness.py for labels 0 or 1, a finite cost, and values in the normal range.
@@ -25,6 +25,16 @@ ULP_BOUNDS = {
 # element by element, where Ĝ is the gradient's formula evaluated on absolute values (a proven
 # worst case while m·(m + 1)·eps/2 is below about 1: m ≤ 4000 in float32).
 SUM_BOUND_EXTRA = 6
+
+
+def gradient_names(L: int) -> tuple[str, ...]:
+    """dW1, db1, …, dWL, dbL, then dZ1 … dZL and dA1 … dA[L−1]: what is compared for L layers."""
+    weights = tuple(f"d{p}{k}" for k in range(1, L + 1) for p in "Wb")
+    return (
+        *weights,
+        *(f"dZ{k}" for k in range(1, L + 1)),
+        *(f"dA{k}" for k in range(1, L)),
+    )
 
 
 @dataclass(frozen=True)
@@ -78,7 +88,9 @@ class Comparison:
     differences: dict[str, Difference]
     engine: dict[str, np.ndarray]
     manual: dict[str, np.ndarray]
-    magnitude: dict[str, np.ndarray]  # Ĝ of each gradient (see `magnitudes`)
+    magnitude: dict[str, np.ndarray] = field(default_factory=dict)  # Ĝ (the tutorial's net)
+    layers: tuple[int, ...] = ()  # [n_x, h1, …, n_y]
+    activation: str = "relu"
 
     def __getitem__(self, name: str) -> Difference:
         return self.differences[name]
@@ -105,14 +117,18 @@ class Comparison:
 
     def table(self) -> str:
         """A Markdown table, one row per gradient."""
+        network = ""
+        if not _is_tutorial(self.layers, self.activation):
+            sizes = ",".join(str(n) for n in self.layers)
+            network = f", layers={sizes}, activation={self.activation}"
         lines = [
-            f"loss={self.loss}, m={self.m}, dtype={self.dtype}",
+            f"loss={self.loss}, m={self.m}, dtype={self.dtype}{network}",
             "",
             "| gradient | max abs diff | relative diff | max ULPs | bit-identical |",
             "|---|--:|--:|--:|:-:|",
         ]
         for name, d in self.differences.items():
-            label = name if name in PARAMETER_GRADIENTS else f"m·∂cost/∂{name[1:]} vs {name}"
+            label = name if name[1] in "Wb" else f"m·∂cost/∂{name[1:]} vs {name}"
             lines.append(
                 f"| {label} | {d.max_abs:.3g} | {d.relative:.3g} | {d.max_ulp} | "
                 f"{'yes' if d.identical else 'no'} |"
@@ -141,16 +157,25 @@ def magnitudes(
     }
 
 
+def _is_tutorial(layers: tuple[int, ...], activation: str) -> bool:
+    return len(layers) == 3 and layers[-1] == 1 and activation == "relu"
+
+
 def engine_gradients(
-    X: np.ndarray, Y: np.ndarray, parameters: dict[str, np.ndarray], loss: str = "composed"
+    X: np.ndarray,
+    Y: np.ndarray,
+    parameters: dict[str, np.ndarray],
+    loss: str = "composed",
+    activation: str = "relu",
 ) -> dict[str, np.ndarray]:
-    """The engine's gradients of the cost, with dZ1, dZ2 and dA1 scaled by m as in the tutorial."""
+    """The engine's gradients of the cost, with every dZ and dA scaled by m as in the tutorial."""
     dtype = parameters["W1"].dtype
     tensors = {k: fnn.as_tensor(v, dtype, k) for k, v in parameters.items()}
     for t in tensors.values():
         t.requires_grad = True
-    _, cache = fnn.forward_propagation(fnn.as_tensor(X, dtype), tensors)
-    intermediates = ("Z1", "Z2", "A1")
+    L = manual.number_of_layers(parameters)
+    _, cache = fnn.forward_propagation(fnn.as_tensor(X, dtype), tensors, activation)
+    intermediates = [f"Z{k}" for k in range(1, L + 1)] + [f"A{k}" for k in range(1, L)]
     for name in intermediates:
         cache[name].retain_grad()
     fnn.cost_of(cache, fnn.as_tensor(Y, dtype, "Y"), loss).backward()
@@ -161,22 +186,51 @@ def engine_gradients(
     return grads
 
 
+def _array(p: Any) -> np.ndarray:
+    """A private copy of a parameter given as an array or a Tensor (its data, not its history)."""
+    return np.array(p.data if isinstance(p, Tensor) else p)
+
+
 def compare_gradients(
-    X: Any, Y: Any, parameters: dict[str, Any], loss: str = "composed"
+    X: Any,
+    Y: Any,
+    parameters: dict[str, Any],
+    loss: str = "composed",
+    activation: str = "relu",
 ) -> Comparison:
     """Run the engine and the hand-derived backpropagation on the same inputs and compare.
 
-    `parameters` holds W1, b1, W2, b2 as arrays or Tensors; their dtype sets the dtype of both
-    computations. With `loss="fused"` the engine's cost is `binary_cross_entropy_with_logits`;
-    with `"composed"` it is the tutorial's sigmoid-then-log formula.
+    `parameters` holds W1, b1, …, WL, bL as arrays or Tensors; their dtype sets the dtype of
+    both computations. With one output unit the cost is binary cross-entropy, with more the
+    multi-class one (Y one-hot, one column per example). With `loss="fused"` the engine's cost
+    is the fused loss from the logits; with `"composed"` it is the tutorial's formula from the
+    probabilities. The tutorial's network (one hidden relu layer, one output) is held against
+    the tutorial's own `manual.backpropagation`; any other against `manual.deep_backpropagation`.
     """
-    arrays = {k: np.array(_array(parameters[k])) for k in ("W1", "b1", "W2", "b2")}
+    if loss not in fnn.LOSSES:
+        raise ValueError(f"loss must be one of {fnn.LOSSES}, got {loss!r}")
+    L = manual.number_of_layers(parameters)
+    names = [f"{p}{k}" for k in range(1, L + 1) for p in "Wb"]
+    arrays = {k: _array(parameters[k]) for k in names}
     dtype = arrays["W1"].dtype
     X = np.asarray(_array(X), dtype=dtype)
     Y = np.asarray(_array(Y), dtype=dtype)
-    _, cache = manual.forward_propagation(X, arrays)
-    reference = manual.backpropagation(X, Y, arrays, cache)
-    return comparison(loss, X, cache, engine_gradients(X, Y, arrays, loss), reference)
+    layers = (arrays["W1"].shape[1], *(arrays[f"W{k}"].shape[0] for k in range(1, L + 1)))
+    if X.ndim != 2 or X.shape[0] != layers[0]:
+        raise ValueError(f"X must be ({layers[0]}, m) for these parameters, got {X.shape}")
+    if Y.shape != (layers[-1], X.shape[1]):
+        raise ValueError(
+            f"Y must be ({layers[-1]}, {X.shape[1]}) for these parameters "
+            f"(one-hot columns when there are several outputs), got {Y.shape}"
+        )
+    if _is_tutorial(layers, activation):
+        _, cache = manual.forward_propagation(X, arrays)
+        reference = manual.backpropagation(X, Y, arrays, cache)
+    else:
+        _, cache = manual.deep_forward_propagation(X, arrays, activation)
+        reference = manual.deep_backpropagation(X, Y, arrays, cache, activation)
+    ours = engine_gradients(X, Y, arrays, loss, activation)
+    return comparison(loss, X, cache, ours, reference, layers, activation)
 
 
 def comparison(
@@ -185,20 +239,24 @@ def comparison(
     cache: dict[str, np.ndarray],
     ours: dict[str, np.ndarray],
     reference: dict[str, np.ndarray],
+    layers: tuple[int, ...] | None = None,
+    activation: str = "relu",
 ) -> Comparison:
     """Hold the engine's gradients `ours` against the hand-derived `reference`, computed from
-    the tutorial's forward pass `cache` on `X`."""
+    the hand-written forward pass `cache` on `X` (the tutorial's network unless `layers` says
+    otherwise)."""
+    if layers is None:
+        layers = (X.shape[0], reference["dW1"].shape[0], reference["dW2"].shape[0])
+    compared = gradient_names(len(layers) - 1)
+    tutorial = _is_tutorial(layers, activation)
     return Comparison(
         loss=loss,
         m=X.shape[1],
         dtype=reference["dW1"].dtype,
-        differences={k: difference(ours[k], reference[k]) for k in GRADIENTS},
-        engine={k: ours[k] for k in GRADIENTS},
-        manual={k: reference[k] for k in GRADIENTS},
-        magnitude=magnitudes(X, cache["A1"], reference),
+        differences={k: difference(ours[k], reference[k]) for k in compared},
+        engine={k: ours[k] for k in compared},
+        manual={k: reference[k] for k in compared},
+        magnitude=magnitudes(X, cache["A1"], reference) if tutorial else {},
+        layers=tuple(layers),
+        activation=activation,
     )
-
-
-def _array(x: Any) -> Any:
-    # A Tensor's values, taken explicitly: NumPy may not convert a Tensor that requires grad.
-    return x.data if isinstance(x, Tensor) else x

@@ -1,11 +1,13 @@
-"""Data sets in the tutorial's layout: `X` is (n_x, m), features by examples; `Y` is (1, m).
+"""Data sets in the tutorial's layout: `X` is (n_x, m), features by examples; `Y` is (1, m), or
+one-hot (classes, m) for the ten-class digits.
 
-The breast-cancer data ships inside the package (see `data/README.md`); the others are
-generated from a seed, so nothing is ever downloaded.
+The breast-cancer and digits data ship inside the package (see `data/README.md`); the others
+are generated from a seed, so nothing is ever downloaded.
 """
 
 from __future__ import annotations
 
+import gzip
 from dataclasses import dataclass
 from importlib import resources
 
@@ -14,7 +16,10 @@ import numpy as np
 
 @dataclass
 class Dataset:
-    """A binary classification set split into standardised train and test parts."""
+    """A classification set split into scaled train and test parts.
+
+    `Y` is a (1, m) row of 0/1 for two classes and one-hot (classes, m) for more; the integer
+    labels are `labels_train` and `labels_test` either way."""
 
     name: str
     X_train: np.ndarray
@@ -28,6 +33,36 @@ class Dataset:
     def n_x(self) -> int:
         return self.X_train.shape[0]
 
+    @property
+    def n_y(self) -> int:
+        """Output units: 1 for two classes (sigmoid), the number of classes otherwise (softmax)."""
+        return self.Y_train.shape[0]
+
+    @property
+    def labels_train(self) -> np.ndarray:
+        return labels_of(self.Y_train)
+
+    @property
+    def labels_test(self) -> np.ndarray:
+        return labels_of(self.Y_test)
+
+
+def labels_of(Y: np.ndarray) -> np.ndarray:
+    """Integer class labels (m,) from a (1, m) row of 0/1 or from one-hot (classes, m) columns."""
+    return (Y[0] if Y.shape[0] == 1 else np.argmax(Y, axis=0)).astype(np.int64)
+
+
+def one_hot(labels: np.ndarray, classes: int) -> np.ndarray:
+    """(classes, m) with a 1.0 in row labels[i] of column i."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or labels.dtype.kind not in "iu":
+        raise ValueError(f"labels must be a 1-D integer array, got {labels.dtype} {labels.shape}")
+    if labels.size and not 0 <= labels.min() <= labels.max() < classes:
+        raise ValueError(f"labels must lie in 0 … {classes - 1}")
+    Y = np.zeros((classes, labels.size))
+    Y[labels, np.arange(labels.size)] = 1.0
+    return Y
+
 
 def load_breast_cancer() -> tuple[np.ndarray, np.ndarray, list[str]]:
     """The Wisconsin diagnostic data: X (30, 569), Y (1, 569) with 1 = malignant, feature names."""
@@ -35,6 +70,17 @@ def load_breast_cancer() -> tuple[np.ndarray, np.ndarray, list[str]]:
     header, *rows = text.strip().splitlines()
     table = np.array([row.split(",") for row in rows], dtype=np.float64)
     return table[:, :-1].T.copy(), table[:, -1:].T.copy(), header.split(",")[:-1]
+
+
+DIGIT_PIXEL_MAX = 16.0  # each pixel counts the dark points in a 4×4 block: 0 … 16
+
+
+def load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The UCI handwritten digits, 8×8: X (64, 1797) of pixel counts 0 … 16, row by row, and
+    the integer labels (1797,)."""
+    raw = resources.files("tinygrad_fnn").joinpath("data/digits.csv.gz").read_bytes()
+    table = np.loadtxt(gzip.decompress(raw).decode().splitlines(), delimiter=",")
+    return table[:, :-1].T.copy(), table[:, -1].astype(np.int64)
 
 
 def make_xor(m: int = 400, noise: float = 0.15, seed: int | None = 0):
@@ -96,7 +142,7 @@ def make_spirals(m: int = 400, turns: float = 1.5, noise: float = 0.05, seed: in
 
 
 GENERATED = {"xor": make_xor, "moons": make_moons, "circles": make_circles, "spirals": make_spirals}
-NAMES = ("breast_cancer", *GENERATED)
+NAMES = ("breast_cancer", "digits", *GENERATED)
 
 
 def train_test_split(X: np.ndarray, Y: np.ndarray, test_fraction: float = 0.2, seed: int = 0):
@@ -124,17 +170,26 @@ def load(
 ) -> Dataset:
     """A named data set, split with `seed` and standardised with the training set's statistics.
 
-    `m` is the number of examples to generate (ignored for breast_cancer).
+    The digits are scaled to 0 … 1 instead (pixel / 16, the same for every pixel: standardising
+    would blow up the pixels that are almost always blank), with one-hot Y (10, m).
+    `m` is the number of examples to generate (ignored for the shipped sets).
     """
     if name == "breast_cancer":
         X, Y, _ = load_breast_cancer()
+    elif name == "digits":
+        X, labels = load_digits()
+        Y = one_hot(labels, 10)
     elif name in GENERATED:
         X, Y = GENERATED[name](m=400 if m is None else m, seed=seed)
     else:
         raise ValueError(f"unknown data set {name!r}; choose from {', '.join(NAMES)}")
     X_train, Y_train, X_test, Y_test = train_test_split(X, Y, test_fraction, seed)
-    mean = X_train.mean(axis=1, keepdims=True)
-    std = X_train.std(axis=1, keepdims=True)
+    if name == "digits":
+        mean = np.zeros((X.shape[0], 1))
+        std = np.full((X.shape[0], 1), DIGIT_PIXEL_MAX)
+    else:
+        mean = X_train.mean(axis=1, keepdims=True)
+        std = X_train.std(axis=1, keepdims=True)
     return Dataset(
         name,
         standardize(X_train, mean, std).astype(dtype),

@@ -1,23 +1,36 @@
-"""The tutorial's one-hidden-layer network, written only as a forward pass.
+"""The tutorial's network, written only as a forward pass, and its deeper and multi-class kin.
 
 There is no backward code here: `cost.backward()` derives every gradient from the recorded
-operations. Compare with `manual.py`, where the same network's gradients are derived by hand.
+operations. Compare with `manual.py`, where the same networks' gradients are derived by hand.
 
     Z1 = W1·X + b1      A1 = relu(Z1)      Z2 = W2·A1 + b2      A2 = sigmoid(Z2)
+
+In general, for layer sizes [n_x, h1, …, n_y] (L weight matrices) and a hidden activation g:
+
+    Z[l] = W[l]·A[l−1] + b[l]      A[l] = g(Z[l])      (l < L, A[0] = X)
+    A[L] = sigmoid(Z[L]) for n_y = 1 (binary cross-entropy), softmax(Z[L]) for n_y > 1
+    (multi-class cross-entropy with one-hot Y, classes along axis 0).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
 
-from tinygrad_fnn import manual
+from tinygrad_fnn import datasets, manual
 from tinygrad_fnn.engine import Tensor, no_grad
-from tinygrad_fnn.losses import binary_cross_entropy, binary_cross_entropy_with_logits
+from tinygrad_fnn.losses import (
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cross_entropy,
+    softmax,
+    softmax_cross_entropy_with_logits,
+)
 
 LOSSES = ("composed", "fused")
+ACTIVATIONS = manual.ACTIVATIONS
 
 
 def _named(t: Tensor, name: str) -> Tensor:
@@ -30,54 +43,133 @@ def as_tensor(X: Any, dtype: Any = np.float64, name: str = "X") -> Tensor:
     return X if isinstance(X, Tensor) else Tensor(X, dtype=dtype, name=name)
 
 
+def layer_sizes(
+    input_size: int | Sequence[int],
+    hidden_size: int | Sequence[int] | None = None,
+    output_size: int | None = None,
+) -> list[int]:
+    """[n_x, h1, …, n_y] from the tutorial's (n_x, h, n_y), from (n_x, [h1, h2, …], n_y), or
+    from a whole list of sizes given as the first argument."""
+    if isinstance(input_size, (int, np.integer)):
+        if hidden_size is None:
+            raise TypeError("initialize_parameters: give the hidden size(s) or a list of sizes")
+        hidden = [hidden_size] if np.ndim(hidden_size) == 0 else list(hidden_size)
+        sizes = [input_size, *hidden, 1 if output_size is None else output_size]
+    else:
+        if hidden_size is not None or output_size is not None:
+            raise TypeError(
+                "initialize_parameters: with a list of layer sizes [n_x, h1, …, n_y], "
+                "give no hidden_size or output_size"
+            )
+        sizes = list(input_size)
+    for n in sizes:
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 1:
+            raise ValueError(f"layer sizes must be positive whole numbers, got {sizes}")
+    if len(sizes) < 2:
+        raise ValueError(f"a network needs at least an input and an output size, got {sizes}")
+    return [int(n) for n in sizes]
+
+
 def initialize_parameters(
-    input_size: int,
-    hidden_size: int,
-    output_size: int = 1,
+    input_size: int | Sequence[int],
+    hidden_size: int | Sequence[int] | None = None,
+    output_size: int | None = None,
     seed: int | None = None,
     dtype: Any = np.float64,
+    activation: str = "relu",
+    scale: float | None = None,
 ) -> dict[str, Tensor]:
-    """W1 (h, n_x) and W2 (1, h) standard normal × 0.01, b1 and b2 zero, all requiring grad.
+    """W1, b1, …, WL, bL as Tensors that require grad: weights standard normal × a scale, zero
+    biases.
 
-    The numbers are those of `manual.initialize_parameters` with the same seed.
+    `initialize_parameters(n_x, h)` is the tutorial's network (scale 0.01, output size 1);
+    `initialize_parameters(n_x, [h1, h2], n_y)` or `initialize_parameters([n_x, h1, h2, n_y])`
+    a deeper one, whose weights are scaled for `activation` (see `manual.initial_scales`).
+    The numbers are those of `manual.initialize_deep_parameters` with the same arguments, and for
+    one hidden layer those of the tutorial's `manual.initialize_parameters`.
     """
-    arrays = manual.initialize_parameters(input_size, hidden_size, output_size, seed, dtype)
+    sizes = layer_sizes(input_size, hidden_size, output_size)
+    arrays = manual.initialize_deep_parameters(sizes, seed, dtype, activation, scale)
     return {k: Tensor(v, requires_grad=True, dtype=dtype, name=k) for k, v in arrays.items()}
 
 
-def forward_logits(X: Any, parameters: dict[str, Tensor]) -> dict[str, Tensor]:
-    """Z1, A1 and the logits Z2: the forward pass up to, not including, the sigmoid."""
-    W1, b1, W2, b2 = parameters["W1"], parameters["b1"], parameters["W2"], parameters["b2"]
-    X = as_tensor(X, W1.dtype)
-    Z1 = _named(W1 @ X + b1, "Z1")
-    A1 = _named(Z1.relu(), "A1")
-    Z2 = _named(W2 @ A1 + b2, "Z2")
-    return {"Z1": Z1, "A1": A1, "Z2": Z2}
+def leaky_relu(z: Tensor, slope: float = manual.LEAKY_SLOPE) -> Tensor:
+    """z where z > 0, slope·z elsewhere: z times a constant mask of 1s and slopes, so the
+    derivative is 1 or the slope (the slope at exactly 0, as PyTorch has it)."""
+    return z * Tensor(np.where(z.data > 0, 1.0, slope), dtype=z.dtype)
 
 
-def forward_propagation(X: Any, parameters: dict[str, Tensor]) -> tuple[Tensor, dict[str, Tensor]]:
-    """A2, the network's output probabilities, and the cache of named intermediates."""
-    cache = forward_logits(X, parameters)
-    A2 = cache["A2"] = _named(cache["Z2"].sigmoid(), "A2")
-    return A2, cache
+def activate(Z: Tensor, activation: str) -> Tensor:
+    """A hidden layer's activation g(Z)."""
+    if activation == "relu":
+        return Z.relu()
+    if activation == "tanh":
+        return Z.tanh()
+    if activation == "sigmoid":
+        return Z.sigmoid()
+    if activation == "leaky_relu":
+        return leaky_relu(Z)
+    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
 
 
-def compute_cost(A2: Tensor, Y: Any) -> Tensor:
-    """The tutorial's cross-entropy, -(1/m)·Σ[Y·log(A2) + (1 − Y)·log(1 − A2)], in Tensor ops."""
-    return _named(binary_cross_entropy(A2, as_tensor(Y, A2.dtype, "Y")), "cost")
+def _last_layer(cache: dict[str, Tensor]) -> int:
+    L = 1
+    while f"Z{L + 1}" in cache:
+        L += 1
+    return L
 
 
-def compute_cost_with_logits(Z2: Tensor, Y: Any) -> Tensor:
-    """The same cost from the logits Z2, as one fused, numerically stable operation."""
-    return _named(binary_cross_entropy_with_logits(Z2, as_tensor(Y, Z2.dtype, "Y")), "cost")
+def forward_logits(
+    X: Any, parameters: dict[str, Tensor], activation: str = "relu"
+) -> dict[str, Tensor]:
+    """Z1, A1, …, and the logits ZL: the forward pass up to, not including, the output's
+    sigmoid or softmax."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    L = manual.number_of_layers(parameters)
+    A = as_tensor(X, parameters["W1"].dtype)
+    cache = {}
+    for k in range(1, L + 1):
+        Z = cache[f"Z{k}"] = _named(parameters[f"W{k}"] @ A + parameters[f"b{k}"], f"Z{k}")
+        if k < L:
+            A = cache[f"A{k}"] = _named(activate(Z, activation), f"A{k}")
+    return cache
+
+
+def forward_propagation(
+    X: Any, parameters: dict[str, Tensor], activation: str = "relu"
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """AL, the network's output probabilities, and the cache of named intermediates."""
+    cache = forward_logits(X, parameters, activation)
+    L = _last_layer(cache)
+    ZL = cache[f"Z{L}"]
+    AL = cache[f"A{L}"] = _named(ZL.sigmoid() if ZL.shape[0] == 1 else softmax(ZL), f"A{L}")
+    return AL, cache
+
+
+def compute_cost(AL: Tensor, Y: Any) -> Tensor:
+    """The tutorial's cross-entropy from the probabilities, in Tensor ops: binary,
+    -(1/m)·Σ[Y·log(AL) + (1 − Y)·log(1 − AL)], for one output; -(1/m)·Σ Y·log(AL) for more."""
+    Y = as_tensor(Y, AL.dtype, "Y")
+    cost = binary_cross_entropy(AL, Y) if AL.shape[0] == 1 else cross_entropy(AL, Y)
+    return _named(cost, "cost")
+
+
+def compute_cost_with_logits(ZL: Tensor, Y: Any) -> Tensor:
+    """The same cost from the logits ZL, as one fused, numerically stable operation."""
+    Y = as_tensor(Y, ZL.dtype, "Y")
+    if ZL.shape[0] == 1:
+        return _named(binary_cross_entropy_with_logits(ZL, Y), "cost")
+    return _named(softmax_cross_entropy_with_logits(ZL, Y), "cost")
 
 
 def cost_of(cache: dict[str, Tensor], Y: Any, loss: str = "composed") -> Tensor:
-    """The cost of a forward pass: `composed` from A2, or `fused` from the logits Z2."""
+    """The cost of a forward pass: `composed` from AL, or `fused` from the logits ZL."""
+    L = _last_layer(cache)
     if loss == "composed":
-        return compute_cost(cache["A2"], Y)
+        return compute_cost(cache[f"A{L}"], Y)
     if loss == "fused":
-        return compute_cost_with_logits(cache["Z2"], Y)
+        return compute_cost_with_logits(cache[f"Z{L}"], Y)
     raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
 
 
@@ -118,13 +210,22 @@ class SGD:
             p.grad = None
 
 
-def train_step(X: Tensor, Y: Tensor, parameters: dict[str, Tensor], optimizer: SGD, loss: str):
+def train_step(
+    X: Tensor,
+    Y: Tensor,
+    parameters: dict[str, Tensor],
+    optimizer: SGD,
+    loss: str,
+    activation: str = "relu",
+) -> Tensor:
     """Forward, cost, backward, update; returns the cost Tensor.
 
     The fused loss starts from the logits, so its forward pass stops before the sigmoid. A cost
     that is not finite raises `NonFiniteCostError` before the parameters are touched."""
     cache = (
-        forward_logits(X, parameters) if loss == "fused" else forward_propagation(X, parameters)[1]
+        forward_logits(X, parameters, activation)
+        if loss == "fused"
+        else forward_propagation(X, parameters, activation)[1]
     )
     cost = cost_of(cache, Y, loss)
     _check_cost(cost, loss)
@@ -144,6 +245,7 @@ def train(
     print_every: int | None = 100,
     log: Callable[[str], None] = print,
     callback: Callable[[int, float], None] | None = None,
+    activation: str = "relu",
 ) -> list[float]:
     """Full-batch gradient descent, printing the cost every `print_every` epochs as the tutorial
     does (never when it is 0 or None); returns the cost before each epoch's update.
@@ -157,7 +259,7 @@ def train(
     costs = []
     for epoch in range(epochs):
         try:
-            cost = train_step(X, Y, parameters, optimizer, loss).item()
+            cost = train_step(X, Y, parameters, optimizer, loss, activation).item()
         except NonFiniteCostError as e:
             raise NonFiniteCostError(f"epoch {epoch}: {e}") from None
         costs.append(cost)
@@ -169,17 +271,31 @@ def train(
 
 
 @no_grad()
-def predict_proba(X: Any, parameters: dict[str, Tensor]) -> np.ndarray:
-    """A2 for each example, computed without recording anything."""
-    A2, _ = forward_propagation(X, parameters)
-    return A2.data
+def predict_proba(X: Any, parameters: dict[str, Tensor], activation: str = "relu") -> np.ndarray:
+    """AL for each example (one row per output unit), computed without recording anything."""
+    AL, _ = forward_propagation(X, parameters, activation)
+    return AL.data
 
 
-def predict(X: Any, parameters: dict[str, Tensor]) -> np.ndarray:
-    """Class 1 where A2 > 0.5."""
-    return (predict_proba(X, parameters) > 0.5).astype(np.int64)
+def predict(X: Any, parameters: dict[str, Tensor], activation: str = "relu") -> np.ndarray:
+    """Class 1 where AL > 0.5 for one output; otherwise the most probable class. Shape (1, m)."""
+    probs = predict_proba(X, parameters, activation)
+    if probs.shape[0] == 1:
+        return (probs > 0.5).astype(np.int64)
+    return np.argmax(probs, axis=0)[None, :]
 
 
-def accuracy(X: Any, Y: Any, parameters: dict[str, Tensor]) -> float:
-    """The fraction of examples classified correctly."""
-    return float(np.mean(predict(X, parameters) == np.asarray(Y)))
+def accuracy(X: Any, Y: Any, parameters: dict[str, Tensor], activation: str = "relu") -> float:
+    """The fraction of examples classified correctly (Y: a row of 0/1 or one-hot columns)."""
+    Y = Y.data if isinstance(Y, Tensor) else np.asarray(Y)
+    return float(np.mean(predict(X, parameters, activation)[0] == datasets.labels_of(Y)))
+
+
+def confusion_matrix(true: Any, predicted: Any, classes: int) -> np.ndarray:
+    """counts[i, j]: how many examples of class i were predicted as class j."""
+    true, predicted = np.asarray(true, dtype=np.int64), np.asarray(predicted, dtype=np.int64)
+    if true.shape != predicted.shape:
+        raise ValueError(f"{true.shape[0]} true labels but {predicted.shape[0]} predictions")
+    counts = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(counts, (true, predicted), 1)
+    return counts

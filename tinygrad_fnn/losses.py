@@ -1,4 +1,15 @@
-"""Costs: the textbook cross-entropy composed of engine operations, and its fused, stable twin."""
+"""Costs: the textbook cross-entropies composed of engine operations, and their fused, stable
+twins, for two classes (sigmoid) and for many (softmax, classes along axis 0, examples along 1).
+
+Softmax is computed one canonical way, here and in `manual.py`, so that the engine's gradient
+and the hand-derived `dZ[L] = A[L] − Y` can be the same bits:
+
+    e = exp(Z − max(Z, axis=0))      A = e / Σ e (axis 0)
+
+The fused multi-class cost, `−(1/m)·Σ Y·log_softmax(Z)`, has the gradient
+`(softmax(Z)·Σₖ Y − Y)·g / m`; for one-hot `Y` the column sums are exactly 1.0, so this is
+`(A − Y)·g / m`, the tutorial's simplification.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from tinygrad_fnn.engine import Function, ShapeError, Tensor, _describe, _operand
+
+# ----- two classes
 
 
 def binary_cross_entropy(probs: Tensor, targets: Any) -> Tensor:
@@ -44,8 +57,69 @@ class BCEWithLogits(Function):
         return -a / a.size * g
 
 
-def _targets(predictions: Tensor, targets: Any, op: str) -> Tensor:
+# ----- many classes
+
+
+def softmax(logits: Tensor) -> Tensor:
+    """Softmax over axis 0 (the classes), in Tensor operations.
+
+    The column maximum is subtracted for stability and treated as a constant: softmax does not
+    change when a constant is subtracted from a column, so its gradient is the same.
+    """
+    shifted = logits - logits.max(axis=0, keepdims=True).detach()
+    e = shifted.exp()
+    return e / e.sum(axis=0, keepdims=True)
+
+
+def log_softmax(logits: Tensor) -> Tensor:
+    """log(softmax(Z)) over axis 0, as (Z − max) − log Σ exp(Z − max), in Tensor operations."""
+    shifted = logits - logits.max(axis=0, keepdims=True).detach()
+    return shifted - shifted.exp().sum(axis=0, keepdims=True).log()
+
+
+def softmax_cross_entropy_with_logits(logits: Tensor, targets: Any) -> Tensor:
+    """Softmax and multi-class cross-entropy fused into one stable operation.
+
+    `logits` and `targets` are (classes, m); the cost is the mean over the m examples. Its
+    gradient with respect to the logits is `(A − Y) / m` for one-hot targets.
+    """
+    y = _targets(logits, targets, "softmax_cross_entropy_with_logits", columns=True)
+    return SoftmaxCrossEntropy()(logits, y)
+
+
+def cross_entropy(probs: Tensor, targets: Any) -> Tensor:
+    """The textbook multi-class cost from probabilities, −(1/m)·Σ Y·log(A), composed of Tensor
+    operations (so its gradient is what the `log`, `*` and `sum` rules give; a probability of
+    exactly 0 where Y is 0 makes it nan, as `0·log(0)` is)."""
+    y = _targets(probs, targets, "cross_entropy", columns=True)
+    return -(y * probs.log()).sum() / probs.shape[1]
+
+
+class SoftmaxCrossEntropy(Function):
+    """−(1/m)·Σ Y·log_softmax(a), with a and Y of shape (classes, m)."""
+
+    op = "softmax_cross_entropy_with_logits"
+
+    def forward(self, a, y):
+        shifted = a - np.max(a, axis=0, keepdims=True)
+        log_probs = shifted - np.log(np.sum(np.exp(shifted), axis=0, keepdims=True))
+        return np.asarray(-np.add.reduce(y * log_probs, axis=None) / a.shape[1], dtype=a.dtype)
+
+    def da(self, g, z, a, y):
+        return (softmax(a) * y.sum(axis=0, keepdims=True) - y) / a.shape[1] * g
+
+    def dy(self, g, z, a, y):
+        return -log_softmax(a) / a.shape[1] * g
+
+
+def _targets(predictions: Tensor, targets: Any, op: str, columns: bool = False) -> Tensor:
+    """The targets as a Tensor of the predictions' dtype and shape ((classes, m) for `columns`)."""
     y = _operand(targets, predictions, op)
+    if columns and (predictions.ndim != 2 or predictions.size == 0):
+        raise ShapeError(
+            f"{op}: expects (classes, m) with m ≥ 1, got {_describe(predictions)} "
+            "(targets are one-hot columns, one per example)"
+        )
     if y.shape != predictions.shape:
         raise ShapeError(
             f"{op}: predictions {_describe(predictions)} and targets {_describe(y)} differ in shape"

@@ -188,19 +188,20 @@ class ParameterFile:
                 f"more than the {MEMORY_CEILING:,} this program reads"
             )
         self.hidden, self.n_x = self.headers["W1"][0]
+        self.n_y = self.headers["W2"][0][0]
         self.dtype = self.headers["W1"][2].newbyteorder("=")
         expected = {
             "b1": (self.hidden, 1),
-            "W2": (1, self.hidden),
-            "b2": (1, 1),
+            "W2": (self.n_y, self.hidden),
+            "b2": (self.n_y, 1),
             "mean": (self.n_x, 1),
             "std": (self.n_x, 1),
         }
         for k, shape in expected.items():
             if self.headers[k][0] != shape:
                 raise self._error(
-                    f"{k} has shape {self.headers[k][0]}, but W1 {self.headers['W1'][0]} and one "
-                    f"output unit imply {shape}"
+                    f"{k} has shape {self.headers[k][0]}, but W1 {self.headers['W1'][0]} and "
+                    f"{self.n_y} output unit(s) imply {shape}"
                 )
         for k in PARAMETERS[1:]:
             if self.headers[k][2].newbyteorder("=") != self.dtype:

@@ -1,4 +1,5 @@
-"""Training pictures: the cost curve and, for 2-D data, the decision boundary (matplotlib)."""
+"""Training pictures (matplotlib): the cost curve and, for 2-D data, the decision boundary; for
+several classes, the confusion matrix and some of the misclassified examples."""
 
 from __future__ import annotations
 
@@ -25,15 +26,72 @@ def plot_training(
 
     boundary = X is not None and X.shape[0] == 2 and predict_proba is not None
     fig, axes = plt.subplots(1, 2 if boundary else 1, figsize=(11 if boundary else 6, 4.5))
-    ax = axes[0] if boundary else axes
+    _draw_cost(axes[0] if boundary else axes, costs, title)
+    if boundary:
+        _draw_boundary(axes[1], X, Y, predict_proba)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def _draw_cost(ax, costs: Sequence[float], title: str) -> None:
     ax.plot(np.arange(len(costs)), costs, color="#1f5fa8")
     ax.set_xlabel("epoch")
     ax.set_ylabel("cost")
     ax.set_yscale("log")
     ax.set_title(f"Cost {title}".strip())
     ax.grid(alpha=0.3)
-    if boundary:
-        _draw_boundary(axes[1], X, Y, predict_proba)
+
+
+def plot_classes(
+    path: str | os.PathLike,
+    costs: Sequence[float],
+    true: np.ndarray,
+    predicted: np.ndarray,
+    X: np.ndarray,
+    title: str = "",
+    shown: int = 8,
+) -> Path:
+    """Write a PNG of the cost per epoch, the confusion matrix of `true` against `predicted`
+    labels, and up to `shown` misclassified examples when they are 8×8 images (columns of X)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from tinygrad_fnn.fnn import confusion_matrix
+
+    true, predicted = np.asarray(true), np.asarray(predicted)
+    classes = int(max(true.max(initial=0), predicted.max(initial=0))) + 1
+    counts = confusion_matrix(true, predicted, classes)
+    wrong = np.flatnonzero(true != predicted)[:shown]
+    images = X.shape[0] == 64 and wrong.size > 0
+
+    fig = plt.figure(figsize=(15 if images else 11, 4.8))
+    grid = fig.add_gridspec(2, 6 if images else 4)
+    _draw_cost(fig.add_subplot(grid[:, :2]), costs, title)
+    ax = fig.add_subplot(grid[:, 2:4])
+    ax.imshow(counts, cmap="Blues")
+    for (i, j), n in np.ndenumerate(counts):
+        if n:
+            color = "white" if n > counts.max() / 2 else "black"
+            ax.text(j, i, str(n), ha="center", va="center", fontsize=8, color=color)
+    ax.set_xticks(range(classes))
+    ax.set_yticks(range(classes))
+    ax.set_xlabel("predicted class")
+    ax.set_ylabel("true class")
+    accuracy = float(np.mean(true == predicted)) if true.size else 0.0
+    ax.set_title(f"Confusion matrix, test set ({accuracy:.1%} correct)")
+    if images:
+        inner = grid[:, 4:].subgridspec(2, (shown + 1) // 2)
+        for n, k in enumerate(wrong):
+            sub = fig.add_subplot(inner[n // ((shown + 1) // 2), n % ((shown + 1) // 2)])
+            sub.imshow(X[:, k].reshape(8, 8), cmap="gray_r")
+            sub.set_title(f"{true[k]} → {predicted[k]}", fontsize=9, color="#b00000")
+            sub.axis("off")
+        fig.text(0.83, 0.95, "misclassified (true → predicted)", ha="center", fontsize=10)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=110)
