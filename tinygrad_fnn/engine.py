@@ -690,9 +690,7 @@ class Tensor:
     def logsumexp(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """log(Σ exp(x)), computed stably by shifting by the maximum (a constant: it cancels)."""
         axes = _axes(axis, self.ndim, "logsumexp")
-        with no_grad():
-            shift = Max(axes, True)(self.detach())
-        shift = where(shift == -np.inf, 0.0, shift)  # all -inf: the sum is 0, its log -inf
+        shift = self._shift(axes)
         total = (self - shift).exp().sum(axes, keepdims=True).log() + shift
         return (
             total
@@ -702,9 +700,16 @@ class Tensor:
             )
         )
 
+    def _shift(self, axes: tuple[int, ...] | None) -> Tensor:
+        """The maximum over `axes` (kept), as a constant; 0 where it is -inf (all -inf)."""
+        with no_grad():
+            shift = Max(axes, True)(self.detach())
+        return where(shift == -np.inf, 0.0, shift)
+
     def softmax(self, axis: int = -1) -> Tensor:
-        """exp(x) / Σ exp(x) along `axis`, as exp(log_softmax)."""
-        return self.log_softmax(axis).exp()
+        """exp(x) / Σ exp(x) along `axis`, shifted by the maximum (a constant: it cancels)."""
+        e = (self - self._shift(_axes(axis, self.ndim, "softmax"))).exp()
+        return e / e.sum(axis, keepdims=True)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
         """x − logsumexp(x) along `axis`: the log-probabilities, without overflow."""
