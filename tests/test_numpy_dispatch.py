@@ -2,6 +2,10 @@
 tutorial's own NumPy code can be handed Tensors; and a learner's first steps, checked against
 finite differences."""
 
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -372,3 +376,14 @@ def test_first_steps_np_exp_and_friends_on_a_tensor():
     assert gradcheck(f, x, atol=1e-8, rtol=1e-6)
     out = f(x)
     assert isinstance(out, Tensor) and out.grad_fn.op == "sum"
+
+
+def test_the_example_runs_and_agrees():
+    script = Path(__file__).resolve().parents[1] / "examples" / "tutorial_numpy_differentiated.py"
+    result = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    worst = float(result.stdout.split("largest relative difference: ")[1].split()[0])
+    assert worst <= 1e-12
+    assert "at Z1 = -1, 0, 2: [0.0, 0.0, 1.0]" in result.stdout
