@@ -310,3 +310,27 @@ def test_logsumexp_is_stable_and_handles_minus_infinity():
     assert out.data[1] == -np.inf
     sm = x[:1].softmax(axis=1)
     assert sm.data.tolist() == [[0.5, 0.5]]
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_float32_stays_float32(name):
+    ours_fn = CASES[name][0]
+    arrays = arrays_for(name, np.random.default_rng(2))
+    inputs = [Tensor(a, requires_grad=True, dtype=np.float32) for a in arrays]
+    out = ours_fn(*inputs)
+    assert out.dtype == np.float32
+    out.sum().backward()
+    for t in inputs:
+        assert t.grad.dtype == np.float32
+    reference = ours_fn(*[Tensor(a) for a in arrays])
+    np.testing.assert_allclose(out.data, reference.data, rtol=1e-5, atol=1e-5)
+
+
+def test_iteration_gives_the_rows_and_refuses_a_scalar():
+    x = Tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)
+    rows = list(x)
+    assert [r.data.tolist() for r in rows] == [[1.0, 2.0], [3.0, 4.0]]
+    (rows[0] * rows[1]).sum().backward()
+    assert x.grad.data.tolist() == [[3.0, 4.0], [1.0, 2.0]]
+    with pytest.raises(TypeError, match="0-d"):
+        list(x.sum())

@@ -612,6 +612,12 @@ class Tensor:
                 f"getitem: cannot index {_describe(self)} with {index!r}: {e}"
             ) from None
 
+    def __iter__(self) -> Iterator[Tensor]:
+        """The sub-tensors along the first axis, each a recorded `t[i]`."""
+        if self.ndim == 0:
+            raise TypeError(f"iteration over {_describe(self)}: it has no axis (0-d)")
+        return (self[i] for i in range(self.shape[0]))
+
     def flip(self, axis: int) -> Tensor:
         """The elements along `axis` in reverse order."""
         (a,) = _axes(axis, self.ndim, "flip")
@@ -1161,6 +1167,7 @@ def _index(index: Any) -> tuple:
         if isinstance(item, Tensor):
             if item.requires_grad:
                 raise TypeError(f"getitem: an index cannot require grad ({_describe(item)})")
+            item._no_trace("indexing with a tensor")  # its values become part of the operation
             item = item._data
         elif isinstance(item, list):
             item = np.asarray(item)

@@ -386,13 +386,13 @@ class Clip(Function):
         return g * self.passes(a)
 
     def passes(self, a: Tensor) -> Tensor:
-        """1 where the gradient goes through, 0 where `a` was clipped."""
-        inside = Tensor._wrap(np.ones(a.shape, a.dtype))
+        """True where the gradient goes through, False where `a` was clipped."""
+        masks = []
         if self.lo is not None:
-            inside = inside * ((a >= self.lo) if self.inclusive else (a > self.lo))
+            masks.append((a >= self.lo) if self.inclusive else (a > self.lo))
         if self.hi is not None:
-            inside = inside * ((a <= self.hi) if self.inclusive else (a < self.hi))
-        return inside
+            masks.append((a <= self.hi) if self.inclusive else (a < self.hi))
+        return masks[0] if len(masks) == 1 else masks[0] * masks[1]
 
 
 class ReLU6(Clip):
