@@ -7,11 +7,15 @@ from tinygrad_fnn.engine import (
     Function,
     ShapeError,
     Tensor,
+    cat,
+    concatenate,
     detect_anomaly,
     enable_grad,
     grad,
     is_grad_enabled,
     no_grad,
+    stack,
+    where,
 )
 from tinygrad_fnn.gradcheck import GradcheckError, gradcheck
 from tinygrad_fnn.graph import draw_backward, draw_graph
@@ -28,6 +32,8 @@ __all__ = [
     "binary_cross_entropy",
     "compare_gradients",
     "binary_cross_entropy_with_logits",
+    "cat",
+    "concatenate",
     "detect_anomaly",
     "draw_backward",
     "draw_graph",
@@ -36,4 +42,6 @@ __all__ = [
     "gradcheck",
     "is_grad_enabled",
     "no_grad",
+    "stack",
+    "where",
 ]

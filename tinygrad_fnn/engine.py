@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import inspect
+import math
 import numbers
 import threading
 import weakref
@@ -255,7 +256,6 @@ class Tensor:
     """
 
     __slots__ = ("_data", "grad", "requires_grad", "name", "_ctx", "_retains_grad", "__weakref__")
-    __array_ufunc__ = None  # `ndarray + Tensor` defers to `Tensor.__radd__`
 
     def __init__(
         self,
@@ -423,6 +423,14 @@ class Tensor:
             return self._data.astype(dtype)
         return self._data.copy() if copy else self._data
 
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        """`np.exp(t)`, `ndarray + t`, …: the engine's operation (see `numpy_dispatch`)."""
+        return numpy_dispatch.array_ufunc(ufunc, method, inputs, kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: tuple, kwargs: dict) -> Any:
+        """`np.dot(W, X)`, `np.sum(t)`, …: the engine's operation (see `numpy_dispatch`)."""
+        return numpy_dispatch.array_function(func, args, kwargs)
+
     def __len__(self) -> int:
         return len(self._data)
 
@@ -588,6 +596,272 @@ class Tensor:
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
         return BroadcastTo(_ints(shape, "broadcast_to"))(self)
+
+    # ----- the operations a learner reaches for next (rules in ops.py)
+    def __getitem__(self, index: Any) -> Tensor:
+        """NumPy indexing: integers, slices, None, Ellipsis, integer arrays and boolean masks.
+        The gradient is scattered back; an element picked several times gets the sum."""
+        key = _index(index)
+        try:
+            return Getitem(key)(self)
+        except IndexError as e:
+            raise IndexError(
+                f"getitem: cannot index {_describe(self)} with {index!r}: {e}"
+            ) from None
+
+    def __iter__(self) -> Iterator[Tensor]:
+        """The sub-tensors along the first axis, each a recorded `t[i]`."""
+        if self.ndim == 0:
+            raise TypeError(f"iteration over {_describe(self)}: it has no axis (0-d)")
+        return (self[i] for i in range(self.shape[0]))
+
+    def flip(self, axis: int) -> Tensor:
+        """The elements along `axis` in reverse order."""
+        (a,) = _axes(axis, self.ndim, "flip")
+        return self[(slice(None),) * a + (slice(None, None, -1),)]
+
+    def __abs__(self) -> Tensor:
+        return Abs()(self)
+
+    def abs(self) -> Tensor:
+        """|x|; the gradient at exactly 0 is 0 (sign(0)), as in PyTorch."""
+        return Abs()(self)
+
+    def sign(self) -> Tensor:
+        """-1, 0 or 1, with gradient 0."""
+        return Sign()(self)
+
+    def sqrt(self) -> Tensor:
+        return Sqrt()(self)
+
+    def erf(self) -> Tensor:
+        return Erf()(self)
+
+    def clip(self, lo: float | None = None, hi: float | None = None) -> Tensor:
+        """Values limited to [lo, hi]; at a bound the gradient passes, as `torch.clamp`."""
+        if lo is None and hi is None:
+            raise ValueError("clip: give at least one of lo and hi")
+        lo, hi = (None if v is None else _number(v, "clip") for v in (lo, hi))
+        if lo is not None and hi is not None and lo > hi:
+            raise ValueError(f"clip: lo {lo} is above hi {hi}")
+        return Clip(lo, hi)(self)
+
+    def maximum(self, other: Any) -> Tensor:
+        """Elementwise larger of the two; ties split the gradient half and half, as
+        `torch.maximum`. With the number 0 it is `relu` (slope 0 at 0, as the tutorial's A1 > 0)."""
+        if _is_zero(other):
+            return ReLU()(self)
+        return Maximum()(self, _operand(other, self, "maximum"))
+
+    def minimum(self, other: Any) -> Tensor:
+        """Elementwise smaller of the two; ties split the gradient, as `torch.minimum`."""
+        return Minimum()(self, _operand(other, self, "minimum"))
+
+    def min(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """Minimum; tied minima share the gradient equally, as `torch.amin` does."""
+        return Min(_axes(axis, self.ndim, "min"), bool(keepdims))(self)
+
+    def prod(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        return Prod(_axes(axis, self.ndim, "prod"), bool(keepdims))(self)
+
+    def var(
+        self, axis: int | Sequence[int] | None = None, ddof: int = 0, keepdims: bool = False
+    ) -> Tensor:
+        """Variance, NumPy's way: ddof=0 by default (PyTorch's default is 1)."""
+        axes = _axes(axis, self.ndim, "var")
+        count = self.size if axes is None else int(np.prod([self.shape[a] for a in axes]))
+        if not isinstance(ddof, (int, np.integer)) or not 0 <= ddof < count:
+            raise ValueError(
+                f"var: ddof must be a whole number from 0 to {count - 1}, got {ddof!r}"
+            )
+        centred = self - self.mean(axes, keepdims=True)
+        return (centred * centred).sum(axes, keepdims=keepdims) / (count - ddof)
+
+    def std(
+        self, axis: int | Sequence[int] | None = None, ddof: int = 0, keepdims: bool = False
+    ) -> Tensor:
+        """Standard deviation, the square root of `var` (same ddof)."""
+        return self.var(axis, ddof, keepdims).sqrt()
+
+    def cumsum(self, axis: int | None = None) -> Tensor:
+        """Running sum along `axis`; without one, of the flattened tensor, as `np.cumsum`."""
+        if axis is None:
+            return Cumsum(0)(self.ravel())
+        (a,) = _axes(axis, self.ndim, "cumsum")
+        return Cumsum(a)(self)
+
+    def logsumexp(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+        """log(Σ exp(x)), computed stably by shifting by the maximum (a constant: it cancels)."""
+        axes = _axes(axis, self.ndim, "logsumexp")
+        shift = self._shift(axes)
+        total = (self - shift).exp().sum(axes, keepdims=True).log() + shift
+        return (
+            total
+            if keepdims
+            else total.reshape(
+                [n for i, n in enumerate(total.shape) if not (axes is None or i in axes)]
+            )
+        )
+
+    def _shift(self, axes: tuple[int, ...] | None) -> Tensor:
+        """The maximum over `axes` (kept), as a constant; 0 where it is -inf (all -inf)."""
+        with no_grad():
+            shift = Max(axes, True)(self.detach())
+        return where(shift == -np.inf, 0.0, shift)
+
+    def softmax(self, axis: int = -1) -> Tensor:
+        """exp(x) / Σ exp(x) along `axis`, shifted by the maximum (a constant: it cancels)."""
+        e = (self - self._shift(_axes(axis, self.ndim, "softmax"))).exp()
+        return e / e.sum(axis, keepdims=True)
+
+    def log_softmax(self, axis: int = -1) -> Tensor:
+        """x − logsumexp(x) along `axis`: the log-probabilities, without overflow."""
+        return self - self.logsumexp(axis, keepdims=True)
+
+    def leaky_relu(self, slope: float = 0.01) -> Tensor:
+        """x above 0, slope·x elsewhere; the slope at exactly 0 is `slope`, as in PyTorch."""
+        return where(self > 0, self, self * _number(slope, "leaky_relu"))
+
+    def softplus(self) -> Tensor:
+        """log(1 + exp(x)), as PyTorch's (x itself above 20)."""
+        return Softplus()(self)
+
+    def relu6(self) -> Tensor:
+        """min(max(x, 0), 6); gradient 0 at exactly 0 and 6, as PyTorch's."""
+        return ReLU6()(self)
+
+    def hardswish(self) -> Tensor:
+        """x·relu6(x + 3)/6, with PyTorch's slopes at ±3."""
+        return Hardswish()(self)
+
+    def mish(self) -> Tensor:
+        """x·tanh(softplus(x))."""
+        return self * self.softplus().tanh()
+
+    def gelu(self, approximate: str = "none") -> Tensor:
+        """x·Φ(x) with Φ the normal distribution, through erf; `approximate="tanh"` is the tanh
+        formula, as PyTorch's `gelu`."""
+        if approximate == "none":
+            return 0.5 * self * (1 + (self * (1 / math.sqrt(2))).erf())
+        if approximate == "tanh":
+            inner = math.sqrt(2 / math.pi) * (self + 0.044715 * self * self * self)
+            return 0.5 * self * (1 + inner.tanh())
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+
+    def squeeze(self, axis: int | Sequence[int] | None = None) -> Tensor:
+        """The axes of length 1 removed (all of them, or those in `axis`, which must be 1)."""
+        axes = tuple(range(self.ndim)) if axis is None else _axes(axis, self.ndim, "squeeze")
+        if axis is not None:
+            for a in axes:
+                if self.shape[a] != 1:
+                    raise ShapeError(f"squeeze: axis {a} of {_describe(self)} is not of length 1")
+        return self.reshape([n for i, n in enumerate(self.shape) if not (i in axes and n == 1)])
+
+    def expand_dims(self, axis: int | Sequence[int]) -> Tensor:
+        """New axes of length 1 at the positions `axis` of the result, as `np.expand_dims`."""
+        positions = (axis,) if not isinstance(axis, (tuple, list)) else tuple(axis)
+        axes = _axes(positions, self.ndim + len(positions), "expand_dims")
+        shape = iter(self.shape)
+        return self.reshape([1 if i in axes else next(shape) for i in range(self.ndim + len(axes))])
+
+    def unsqueeze(self, axis: int) -> Tensor:
+        """One new axis of length 1 at `axis` (PyTorch's name for `expand_dims`)."""
+        return self.expand_dims(axis)
+
+    def flatten(self) -> Tensor:
+        """All elements in one axis, row by row (a copy in NumPy; here a recorded reshape)."""
+        return self.reshape(-1)
+
+    def ravel(self) -> Tensor:
+        return self.reshape(-1)
+
+    def repeat(self, repeats: int | Sequence[int], axis: int | None = None) -> Tensor:
+        """Each element repeated, as `np.repeat` (PyTorch's `repeat_interleave`); the gradient
+        of the copies is summed back."""
+        source = self.ravel() if axis is None else self
+        (a,) = (0,) if axis is None else _axes(axis, self.ndim, "repeat")
+        counts = np.asarray(repeats)
+        if counts.dtype.kind not in "iu" or (counts < 0).any():
+            raise ValueError(
+                f"repeat: repeats must be whole numbers of at least 0, got {repeats!r}"
+            )
+        try:
+            picks = np.repeat(np.arange(source.shape[a]), counts)
+        except ValueError as e:
+            raise ShapeError(f"repeat: {repeats!r} does not fit {_describe(self)}: {e}") from None
+        return source[(slice(None),) * a + (picks,)]
+
+    def pad(self, pad_width: Any, constant_values: float = 0.0) -> Tensor:
+        """Surrounded by a constant, as `np.pad(x, pad_width)` in its constant mode."""
+        try:
+            widths = np.broadcast_to(np.asarray(pad_width), (self.ndim, 2))
+        except ValueError:
+            raise ShapeError(
+                f"pad: pad_width {pad_width!r} does not fit {_describe(self)}"
+            ) from None
+        if widths.dtype.kind not in "iu" or (widths < 0).any():
+            raise ValueError(f"pad: widths must be whole numbers of at least 0, got {pad_width!r}")
+        value = _number(constant_values, "pad")
+        return Pad(tuple((int(lo), int(hi)) for lo, hi in widths), value)(self)
+
+    def diagonal(self, offset: int = 0) -> Tensor:
+        """The diagonal of a matrix (above it for offset > 0, below for < 0)."""
+        if self.ndim != 2:
+            raise ShapeError(f"diagonal: needs a matrix, got {_describe(self)}")
+        rows, columns = _diagonal(self.shape, _ints((offset,), "diagonal")[0])
+        return self[rows, columns]
+
+    def diag(self, k: int = 0) -> Tensor:
+        """As `np.diag`: a vector becomes the matrix with it on diagonal k; a matrix gives its
+        diagonal k."""
+        (k,) = _ints((k,), "diag")
+        if self.ndim == 2:
+            return self.diagonal(k)
+        if self.ndim != 1:
+            raise ShapeError(f"diag: needs a vector or a matrix, got {_describe(self)}")
+        n = self.shape[0] + abs(k)
+        return ScatterAdd(_diagonal((n, n), k), (n, n))(self)
+
+    def trace(self, offset: int = 0) -> Tensor:
+        """The sum of the diagonal of a matrix."""
+        return self.diagonal(offset).sum()
+
+    def tril(self, k: int = 0) -> Tensor:
+        """The matrix with zeros above diagonal k (of the last two axes)."""
+        return self._triangle(k, "tril")
+
+    def triu(self, k: int = 0) -> Tensor:
+        """The matrix with zeros below diagonal k (of the last two axes)."""
+        return self._triangle(k, "triu")
+
+    def _triangle(self, k: int, which: str) -> Tensor:
+        if self.ndim < 2:
+            raise ShapeError(f"{which}: needs at least two dimensions, got {_describe(self)}")
+        (k,) = _ints((k,), which)
+        rows, columns = self.shape[-2:]
+        keep = np.tri(rows, columns, k, dtype=bool)
+        return where(
+            keep if which == "tril" else ~np.tri(rows, columns, k - 1, dtype=bool), self, 0.0
+        )
+
+    def split(self, sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:
+        """Pieces along `axis`, as `np.split`: `sections` equal pieces, or the cut positions."""
+        (a,) = _axes(axis, self.ndim, "split")
+        n = self.shape[a]
+        if isinstance(sections, (int, np.integer)) and not isinstance(sections, bool):
+            if sections <= 0 or n % sections:
+                raise ShapeError(
+                    f"split: {_describe(self)} has {n} along axis {a}, which {sections} "
+                    "equal pieces cannot divide"
+                )
+            cuts = [n // sections * i for i in range(1, int(sections))]
+        else:
+            cuts = list(_ints(sections, "split"))
+        bounds = [0, *cuts, n]
+        return [
+            self[(slice(None),) * a + (slice(lo, max(lo, hi)),)]
+            for lo, hi in zip(bounds, bounds[1:])
+        ]
 
     # ----- back-propagation
     def backward(
@@ -832,31 +1106,163 @@ def _matmul(a: Tensor, b: Tensor) -> Tensor:
     return out.reshape(out.shape[:-2] + rows + columns)
 
 
+# ----- helpers for the operations a learner reaches for next
+
+
+def where(condition: Any, x: Any, y: Any) -> Tensor:
+    """x where `condition` holds, y elsewhere, broadcasting as `np.where`; the condition (a
+    boolean tensor or array, or anything nonzero-is-true) gets no gradient."""
+    like = next((t for t in (x, y) if isinstance(t, Tensor)), None)
+    if like is None:
+        like = Tensor._wrap(np.asarray(x, dtype=np.result_type(x, y, np.float64)))
+    if isinstance(condition, Tensor):
+        c = condition if condition.dtype == np.bool_ else condition != 0
+    else:
+        c = Tensor._wrap(np.asarray(condition).astype(bool, copy=False))
+    return Where()(c, _operand(x, like, "where"), _operand(y, like, "where"))
+
+
+def concatenate(tensors: Sequence[Any], axis: int | None = 0) -> Tensor:
+    """The tensors joined along an existing axis, as `np.concatenate` (axis None: flattened)."""
+    parts = _joined(tensors, "concatenate")
+    if axis is None:
+        parts = [t.ravel() for t in parts]
+        axis = 0
+    if any(t.ndim == 0 for t in parts):
+        raise ShapeError("concatenate: 0-d tensors cannot be joined along an axis; use stack")
+    (a,) = _axes(axis, parts[0].ndim, "concatenate")
+    return Concatenate(a)(*parts)
+
+
+cat = concatenate
+
+
+def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
+    """The tensors (all of one shape) joined along a new axis, as `np.stack`."""
+    parts = _joined(tensors, "stack")
+    shapes = {t.shape for t in parts}
+    if len(shapes) > 1:
+        raise ShapeError(f"stack: all tensors must have one shape, got {sorted(shapes)}")
+    return concatenate([t.expand_dims(axis) for t in parts], axis)
+
+
+def _joined(tensors: Sequence[Any], op: str) -> list[Tensor]:
+    if isinstance(tensors, (Tensor, np.ndarray)) or not len(tensors):
+        raise TypeError(f"{op}: expects a non-empty sequence of tensors")
+    like = next((t for t in tensors if isinstance(t, Tensor)), None)
+    if like is None:
+        like = Tensor._wrap(np.asarray(tensors[0], dtype=np.float64))
+    return [_operand(t, like, op) for t in tensors]
+
+
+def _index(index: Any) -> tuple:
+    """A NumPy index as a tuple, with tensors and lists made arrays. Integer arrays are checked
+    here; boolean tensors (such as `x > 0`) are masks."""
+    items = index if isinstance(index, tuple) else (index,)
+    key = []
+    for item in items:
+        if isinstance(item, Tensor):
+            if item.requires_grad:
+                raise TypeError(f"getitem: an index cannot require grad ({_describe(item)})")
+            item._no_trace("indexing with a tensor")  # its values become part of the operation
+            item = item._data
+        elif isinstance(item, list):
+            item = np.asarray(item)
+        if isinstance(item, np.ndarray):
+            if item.dtype.kind not in "biu":
+                raise IndexError(
+                    f"getitem: index arrays must be integers or booleans, not {item.dtype}"
+                )
+        elif not (
+            item is None
+            or item is Ellipsis
+            or isinstance(item, slice)
+            or (isinstance(item, (int, np.integer)) and not isinstance(item, bool))
+        ):
+            raise IndexError(
+                f"getitem: {item!r} ({type(item).__name__}) is not an index; use integers, "
+                "slices, None, ..., or integer or boolean arrays"
+            )
+        key.append(item)
+    if any(isinstance(i, np.ndarray) and i.dtype.kind != "b" for i in key):
+        # With integer arrays the gradient is accumulated by np.add.at, which needs masks as
+        # the integer positions they stand for.
+        expanded: list[Any] = []
+        for i in key:
+            expanded.extend(
+                np.nonzero(i) if isinstance(i, np.ndarray) and i.dtype.kind == "b" else [i]
+            )
+        key = expanded
+    return tuple(key)
+
+
+def _diagonal(shape: tuple[int, ...], offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """The (rows, columns) positions of diagonal `offset` of a matrix of `shape`."""
+    rows, columns = shape
+    start_row, start_column = max(-offset, 0), max(offset, 0)
+    n = max(0, min(rows - start_row, columns - start_column))
+    return np.arange(start_row, start_row + n), np.arange(start_column, start_column + n)
+
+
+def _number(value: Any, op: str) -> float:
+    if not isinstance(value, numbers.Real) or isinstance(value, bool):
+        raise TypeError(f"{op}: expects a number, got {value!r} ({type(value).__name__})")
+    return float(value)
+
+
+def _is_zero(value: Any) -> bool:
+    """The number 0 (a Python or NumPy number, or a 0-d array), as in `np.maximum(0, Z)`."""
+    if isinstance(value, Tensor) or isinstance(value, bool):
+        return False
+    if isinstance(value, np.ndarray):
+        return value.ndim == 0 and value.dtype.kind in "iuf" and value == 0
+    return isinstance(value, numbers.Real) and value == 0
+
+
 # The derivative rules refer back to Tensor, so they are imported last.
+from tinygrad_fnn import numpy_dispatch  # noqa: E402  (it builds on everything above)
 from tinygrad_fnn.ops import (  # noqa: E402
+    Abs,
     Add,
     BroadcastTo,
     Cast,
+    Clip,
+    Concatenate,
+    Cumsum,
     Div,
     Equal,
+    Erf,
     Exp,
+    Getitem,
     Greater,
     GreaterEqual,
+    Hardswish,
     Less,
     LessEqual,
     Log,
     MatMul,
     Max,
+    Maximum,
+    Min,
+    Minimum,
     Mul,
     Neg,
     NotEqual,
+    Pad,
     Pow,
     PowConst,
+    Prod,
     ReLU,
+    ReLU6,
     Reshape,
+    ScatterAdd,
     Sigmoid,
+    Sign,
+    Softplus,
+    Sqrt,
     Sub,
     Sum,
     Tanh,
     Transpose,
+    Where,
 )

@@ -15,9 +15,11 @@ The table, read from the rules' own code when this module is imported:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from tinygrad_fnn.engine import Function, Tensor
+from tinygrad_fnn.engine import Function, Tensor, where
 
 # ----- arithmetic
 
@@ -289,6 +291,302 @@ class Cast(Function):
 
     def da(self, g, z, a):
         return g.astype(a.dtype)
+
+
+# ----- more elementwise functions
+
+
+class Sqrt(Function):
+    op = "sqrt"
+
+    def forward(self, a):
+        return np.sqrt(a)
+
+    def da(self, g, z, a):
+        return g / (2 * z)
+
+
+class Abs(Function):
+    """|a|; its derivative at exactly 0 is sign(0) = 0, as in PyTorch."""
+
+    op = "abs"
+
+    def forward(self, a):
+        return np.abs(a)
+
+    def da(self, g, z, a):
+        return g * a.sign()
+
+
+class Sign(Function):
+    """-1, 0 or 1; flat wherever it is defined, so its gradient is 0 everywhere, as in PyTorch."""
+
+    op = "sign"
+
+    def forward(self, a):
+        return np.sign(a)
+
+    def da(self, g, z, a):
+        return g * 0
+
+
+class Erf(Function):
+    """The error function, computed by the C library's `erf` (NumPy has none)."""
+
+    op = "erf"
+    _erf = np.frompyfunc(math.erf, 1, 1)
+
+    def forward(self, a):
+        return np.asarray(self._erf(a), dtype=a.dtype)
+
+    def da(self, g, z, a):
+        return g * (2 / math.sqrt(math.pi)) * (-(a * a)).exp()
+
+
+class Softplus(Function):
+    """log(1 + exp(a)), and a itself above 20 where they agree to float64's precision, as PyTorch
+    computes it."""
+
+    op = "softplus"
+
+    def forward(self, a):
+        return np.where(a > 20, a, np.logaddexp(0, a))
+
+    def da(self, g, z, a):
+        return g * where(a > 20, 1.0, a.sigmoid())
+
+
+class Hardswish(Function):
+    """a·relu6(a + 3)/6; the slope is 0 up to -3 included and 1 from 3 included, as in PyTorch."""
+
+    op = "hardswish"
+
+    def forward(self, a):
+        return a * np.clip(a + 3, 0, 6) / 6
+
+    def da(self, g, z, a):
+        return g * where(a <= -3, 0.0, where(a < 3, a / 3 + 0.5, 1.0))
+
+
+class Clip(Function):
+    """a limited to [lo, hi] (either may be None). At a bound the gradient passes (1), as
+    `torch.clamp` has it; `ReLU6` below is the exception PyTorch makes."""
+
+    op = "clip"
+    inclusive = True
+
+    def __init__(self, lo, hi) -> None:
+        self.lo = lo
+        self.hi = hi
+
+    def forward(self, a):
+        return np.clip(a, self.lo, self.hi)
+
+    def da(self, g, z, a):
+        return g * self.passes(a)
+
+    def passes(self, a: Tensor) -> Tensor:
+        """True where the gradient goes through, False where `a` was clipped."""
+        masks = []
+        if self.lo is not None:
+            masks.append((a >= self.lo) if self.inclusive else (a > self.lo))
+        if self.hi is not None:
+            masks.append((a <= self.hi) if self.inclusive else (a < self.hi))
+        return masks[0] if len(masks) == 1 else masks[0] * masks[1]
+
+
+class ReLU6(Clip):
+    """min(max(a, 0), 6); the gradient is 0 at exactly 0 and at 6, as PyTorch's `relu6`."""
+
+    op = "relu6"
+    inclusive = False
+
+    def __init__(self) -> None:
+        super().__init__(0.0, 6.0)
+
+
+class Maximum(Function):
+    """The larger of a and b, elementwise; at a tie each gets half the gradient, as
+    `torch.maximum`. (`np.maximum(0, Z)` with the number 0 is `relu`, whose slope at 0 is 0.)"""
+
+    op = "maximum"
+
+    def forward(self, a, b):
+        return np.maximum(a, b)
+
+    def da(self, g, z, a, b):
+        return g * self.share(a, b)
+
+    def db(self, g, z, a, b):
+        return g * (1 - self.share(a, b))
+
+    def share(self, a: Tensor, b: Tensor) -> Tensor:
+        """a's part of the gradient: 1 where a wins, 0.5 at a tie, 0 where b wins."""
+        return where(a == b, 0.5, (a > b).astype(a.dtype))
+
+
+class Minimum(Maximum):
+    """The smaller of a and b, elementwise; ties split as in `torch.minimum`."""
+
+    op = "minimum"
+
+    def forward(self, a, b):
+        return np.minimum(a, b)
+
+    def share(self, a: Tensor, b: Tensor) -> Tensor:
+        return where(a == b, 0.5, (a < b).astype(a.dtype))
+
+
+class Where(Function):
+    """x where the boolean condition c holds, y elsewhere; the condition has no gradient."""
+
+    op = "where"
+
+    def forward(self, c, x, y):
+        return np.where(c, x, y)
+
+    def dc(self, g, z, c, x, y):
+        return None  # never asked: a condition is a boolean tensor, which cannot require grad
+
+    def dx(self, g, z, c, x, y):
+        return where(c, g, 0.0)
+
+    def dy(self, g, z, c, x, y):
+        return where(c, 0.0, g)
+
+
+# ----- more reductions
+
+
+class Min(Max):
+    """Tied minima share the gradient equally, as `torch.amin` (and `torch.min` without a dim)."""
+
+    op = "min"
+
+    def forward(self, a):
+        return np.min(a, axis=self.axes, keepdims=self.keepdims)
+
+
+class Prod(_Reduction):
+    """The product; each element's gradient is the product of the others, computed as such (not
+    z / a), so zeros in `a` give the right answer, as in PyTorch."""
+
+    op = "prod"
+
+    def forward(self, a):
+        return np.prod(a, axis=self.axes, keepdims=self.keepdims)
+
+    def da(self, g, z, a):
+        return self.kept(g, a) * self.others(a)
+
+    def others(self, a: Tensor) -> Tensor:
+        """For each element, the product of the other elements of its group: the reduced axes are
+        moved last and flattened to k, each element is lined up against a copy of its group with
+        itself replaced by 1 (a k×k grid), and each row is multiplied out."""
+        axes = tuple(range(a.ndim)) if self.axes is None else self.axes
+        order = [i for i in range(a.ndim) if i not in axes] + list(axes)
+        moved = a.transpose(order)
+        k = int(np.prod([a.shape[i] for i in axes]))
+        rows = moved.reshape(moved.shape[: a.ndim - len(axes)] + (1, k))
+        grid = where(np.eye(k, dtype=bool), 1.0, rows)
+        products = Prod((grid.ndim - 1,), False)(grid)
+        return products.reshape(moved.shape).transpose(np.argsort(order).tolist())
+
+
+class Cumsum(Function):
+    """Running sum along one axis; each element's gradient is the sum of the gradients from its
+    position to the end: the running sum of g taken backwards."""
+
+    op = "cumsum"
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, a):
+        return np.cumsum(a, axis=self.axis)
+
+    def da(self, g, z, a):
+        return g.flip(self.axis).cumsum(self.axis).flip(self.axis)
+
+
+# ----- indexing, joining, padding
+
+
+class Getitem(Function):
+    """a[index] with NumPy's indexing; the gradient is scattered back, repeated indices summed."""
+
+    op = "getitem"
+
+    def __init__(self, index: tuple) -> None:
+        self.index = index
+
+    def forward(self, a):
+        return a[self.index]
+
+    def da(self, g, z, a):
+        return ScatterAdd(self.index, a.shape)(g)
+
+
+class ScatterAdd(Function):
+    """A zero array of `shape` with a added at `index` (repeated positions accumulate): the
+    gradient of `Getitem`, and `Getitem` is its gradient."""
+
+    op = "scatter_add"
+
+    def __init__(self, index: tuple, shape: tuple[int, ...]) -> None:
+        self.index = index
+        self.shape = shape
+        self.repeats = any(isinstance(i, np.ndarray) and i.dtype.kind != "b" for i in index)
+
+    def forward(self, a):
+        out = np.zeros(self.shape, a.dtype)
+        if self.repeats:
+            np.add.at(out, self.index, a)
+        else:
+            out[self.index] = a  # slices and masks: every position at most once
+        return out
+
+    def da(self, g, z, a):
+        return g[self.index]
+
+
+class Concatenate(Function):
+    """The inputs joined along an existing axis; each gets back its own slice of the gradient."""
+
+    op = "concatenate"
+
+    def __init__(self, axis: int) -> None:
+        self.axis = axis
+
+    def forward(self, *arrays):
+        return np.concatenate(arrays, axis=self.axis)
+
+    def backward(self, g, z, *inputs):
+        return [g[self.piece(inputs, i)] for i in range(len(inputs))]
+
+    def piece(self, inputs: tuple[Tensor, ...], i: int) -> tuple[slice, ...]:
+        """The index of input i's part of the result."""
+        start = sum(t.shape[self.axis] for t in inputs[:i])
+        return (slice(None),) * self.axis + (slice(start, start + inputs[i].shape[self.axis]),)
+
+
+class Pad(Function):
+    """a surrounded by a constant (`np.pad`'s constant mode); the gradient is g's middle."""
+
+    op = "pad"
+
+    def __init__(self, widths: tuple[tuple[int, int], ...], value: float) -> None:
+        self.widths = widths
+        self.value = value
+
+    def forward(self, a):
+        return np.pad(a, self.widths, mode="constant", constant_values=self.value)
+
+    def da(self, g, z, a):
+        return g[self.middle(a)]
+
+    def middle(self, a: Tensor) -> tuple[slice, ...]:
+        return tuple(slice(lo, lo + n) for (lo, _), n in zip(self.widths, a.shape))
 
 
 # ----- comparisons: boolean results, no derivative
