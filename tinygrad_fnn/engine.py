@@ -36,9 +36,29 @@ class AnomalyError(FloatingPointError):
 
 class _Mode(threading.local):
     grad_enabled = True
-    anomaly = False
     rule: str | None = None  # the derivative rule being run, for anomaly messages
-    tracer: Any = None  # set by `compile` while it traces a step
+    watched = False  # anomaly mode is on or a tracer listens: every operation reports to them
+    _anomaly = False
+    _tracer: Any = None
+
+    @property
+    def anomaly(self) -> bool:
+        return self._anomaly
+
+    @anomaly.setter
+    def anomaly(self, on: bool) -> None:
+        self._anomaly = on
+        self.watched = on or self._tracer is not None
+
+    @property
+    def tracer(self) -> Any:
+        """Set by `compile` while it traces a step."""
+        return self._tracer
+
+    @tracer.setter
+    def tracer(self, tracer: Any) -> None:
+        self._tracer = tracer
+        self.watched = self._anomaly or tracer is not None
 
 
 _mode = _Mode()
@@ -130,6 +150,8 @@ def _lock(arrays: list[np.ndarray]) -> list[np.ndarray]:
 
 def _unlock(locked: list[np.ndarray]) -> None:
     """Undo one `_lock` (once: the list is emptied)."""
+    if not locked:
+        return
     with _guard:
         while locked:
             a = locked.pop()
@@ -208,26 +230,26 @@ class Function:
         out = Tensor._wrap(data)
         mode = _mode
         if mode.grad_enabled and self.differentiable:
-            needs = tuple([t.requires_grad for t in inputs])
-            if True in needs:
-                self.record(inputs, needs, out)
-        if mode.tracer is not None:
-            mode.tracer.record(self, inputs, out)
-        if mode.anomaly:
-            _check_finite(self.op, inputs, data, "output")
+            for t in inputs:
+                if t.requires_grad:
+                    self.record(inputs, out)
+                    break
+        if mode.watched:
+            if mode.tracer is not None:
+                mode.tracer.record(self, inputs, out)
+            if mode.anomaly:
+                _check_finite(self.op, inputs, data, "output")
         return out
 
-    def record(self, inputs: tuple[Tensor, ...], needs: tuple[bool, ...], out: Tensor) -> None:
+    def record(self, inputs: tuple[Tensor, ...], out: Tensor) -> None:
         """Remember the inputs for backward, and keep the data it will read from changing."""
         self.parents = inputs
-        self.needs_grad = needs
+        self.needs_grad = tuple([t.requires_grad for t in inputs])
         self.freed = False
         leaves = [t._data for t in inputs if t._ctx is None]
         self.locked = locked = _lock(leaves) if leaves else []
         # The lock ends at backward (`release`) or when the output is dropped unused.
         self.out = weakref.ref(out, lambda _: _unlock(locked)) if locked else weakref.ref(out)
-        if out._data.flags.writeable:
-            out._data.setflags(write=False)
         out.requires_grad = True
         out._ctx = self
 
@@ -299,7 +321,14 @@ class Tensor:
     def data(self) -> np.ndarray:
         """The array. Read-only while a recorded graph still needs it (until its backward), and
         always for results of recorded operations; replace a leaf's array by assigning here."""
-        return self._data
+        return self._shared()
+
+    def _shared(self) -> np.ndarray:
+        """The array, handed out: a recorded result's array becomes read-only first."""
+        data = self._data
+        if self._ctx is not None and data.flags.writeable:
+            data.setflags(write=False)
+        return data
 
     @data.setter
     def data(self, value: np.ndarray) -> None:
@@ -350,7 +379,7 @@ class Tensor:
     @property
     def mT(self) -> Tensor:
         """The last two axes swapped: the transpose of each matrix in a stack."""
-        n = self.ndim
+        n = self._data.ndim
         return Transpose(None if n == 2 else (*range(n - 2), n - 1, n - 2))(self)
 
     # ----- leaving the graph, explicitly
@@ -361,7 +390,7 @@ class Tensor:
     def numpy(self) -> np.ndarray:
         """The underlying array (shared, not copied)."""
         self._no_trace(".numpy()")
-        return self._data
+        return self._shared()
 
     def item(self) -> Any:
         """The value of a one-element tensor as a Python number."""
@@ -400,7 +429,7 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same data as a constant: no history, no gradient."""
-        return Tensor._wrap(self._data)
+        return Tensor._wrap(self._shared())
 
     def retain_grad(self) -> Tensor:
         """Keep `.grad` on this intermediate after backward (leaves keep theirs anyway)."""
@@ -421,7 +450,7 @@ class Tensor:
         self._no_trace("np.asarray()")
         if dtype is not None and dtype != self._data.dtype:
             return self._data.astype(dtype)
-        return self._data.copy() if copy else self._data
+        return self._data.copy() if copy else self._shared()
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         """`np.exp(t)`, `ndarray + t`, …: the engine's operation (see `numpy_dispatch`)."""
@@ -930,12 +959,13 @@ def _topological_order(root: Function) -> list[Function]:
 
 def unbroadcast(g: Tensor, shape: tuple[int, ...]) -> Tensor:
     """Sum `g` over the axes along which an operand of `shape` was broadcast."""
-    lead = g.ndim - len(shape)
+    g_shape = g._data.shape
+    lead = len(g_shape) - len(shape)
     axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
+        lead + i for i, n in enumerate(shape) if n == 1 and g_shape[lead + i] != 1
     )
     summed = Sum(axes, True)(g) if axes else g
-    return summed.reshape(shape) if summed.shape != shape else summed
+    return summed.reshape(shape) if summed._data.shape != shape else summed
 
 
 def _backprop(
@@ -972,23 +1002,22 @@ def _backprop(
             if z._retains_grad or (wanted and z in wanted):
                 _deliver(z, g, wanted)
             parents = fn.parents
-            mode.rule = fn.op
-            try:
-                if fn.vjps:  # one rule per input, run only for the inputs that need it
-                    input_grads = [
-                        rule(fn, g, z, *parents) if need else None
-                        for rule, need in zip(fn.vjps, fn.needs_grad)
-                    ]
-                else:
-                    input_grads = fn.backward(g, z, *parents)
-            finally:
-                mode.rule = None
+            if mode.watched:
+                mode.rule = fn.op  # anomaly messages name the rule running
+            if fn.vjps:  # one rule per input, run only for the inputs that need it
+                input_grads = [
+                    rule(fn, g, z, *parents) if need else None
+                    for rule, need in zip(fn.vjps, fn.needs_grad)
+                ]
+            else:
+                input_grads = fn.backward(g, z, *parents)
+            mode.rule = None
             for t, tg, need in zip(parents, input_grads, fn.needs_grad):
                 if not need:
                     continue
-                if tg.shape != t.shape:
-                    tg = unbroadcast(tg, t.shape)
-                if mode.anomaly:
+                if tg._data.shape != t._data.shape:
+                    tg = unbroadcast(tg, t._data.shape)
+                if mode.watched and mode.anomaly:
                     _check_finite(fn.op, fn.parents, tg._data, f"gradient for {_describe(t)}")
                 c = t._ctx
                 if c is None:
@@ -1000,6 +1029,7 @@ def _backprop(
                 fn.release()
     finally:
         mode.grad_enabled = previous
+        mode.rule = None
 
 
 def _deliver(t: Tensor, g: Tensor, wanted: dict[Tensor, Tensor | None] | None) -> None:
@@ -1087,18 +1117,19 @@ def _axes(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
 
 def _matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product as `np.matmul`: a 1-D operand is a row (left) or a column (right)."""
-    if a.ndim == 0 or b.ndim == 0:
+    a_shape, b_shape = a._data.shape, b._data.shape
+    if not a_shape or not b_shape:
         raise ShapeError(
             f"matmul: needs operands of at least one dimension, got {_describe(a)} and "
             f"{_describe(b)}; use * to scale"
         )
-    inner_a, inner_b = a.shape[-1], b.shape[0] if b.ndim == 1 else b.shape[-2]
+    inner_a, inner_b = a_shape[-1], b_shape[0] if len(b_shape) == 1 else b_shape[-2]
     if inner_a != inner_b:
         raise ShapeError(
             f"matmul: cannot multiply {_describe(a)} by {_describe(b)}: inner dimensions "
             f"{inner_a} and {inner_b} differ"
         )
-    if a.ndim >= 2 and b.ndim >= 2:
+    if len(a_shape) >= 2 and len(b_shape) >= 2:
         return MatMul()(a, b)
     out = MatMul()(a.reshape(1, -1) if a.ndim == 1 else a, b.reshape(-1, 1) if b.ndim == 1 else b)
     rows = out.shape[-2:-1] if a.ndim > 1 else ()
