@@ -199,6 +199,11 @@ def test_results_of_recorded_operations_are_read_only():
         z.data[0] = 7.0
     with pytest.raises(RuntimeError, match="result of a recorded operation"):
         z.data = np.zeros(2)
+    for handed_out in (z.numpy(), z.detach().data, np.asarray(z.detach())):
+        with pytest.raises(ValueError, match="read-only"):
+            handed_out[1] = 7.0
+    z.sum().backward()
+    assert x.grad.data.tolist() == [2.0, 2.0]
 
 
 def test_in_place_update_under_no_grad_keeps_the_tensor_and_its_identity():
