@@ -25,7 +25,6 @@ from tinygrad_fnn.losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
     cross_entropy,
-    softmax,
     softmax_cross_entropy_with_logits,
 )
 
@@ -93,12 +92,6 @@ def initialize_parameters(
     return {k: Tensor(v, requires_grad=True, dtype=dtype, name=k) for k, v in arrays.items()}
 
 
-def leaky_relu(z: Tensor, slope: float = manual.LEAKY_SLOPE) -> Tensor:
-    """z where z > 0, slope·z elsewhere: z times a constant mask of 1s and slopes, so the
-    derivative is 1 or the slope (the slope at exactly 0, as PyTorch has it)."""
-    return z * Tensor(np.where(z.data > 0, 1.0, slope), dtype=z.dtype)
-
-
 def activate(Z: Tensor, activation: str) -> Tensor:
     """A hidden layer's activation g(Z)."""
     if activation == "relu":
@@ -108,7 +101,7 @@ def activate(Z: Tensor, activation: str) -> Tensor:
     if activation == "sigmoid":
         return Z.sigmoid()
     if activation == "leaky_relu":
-        return leaky_relu(Z)
+        return Z.leaky_relu(manual.LEAKY_SLOPE)
     raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
 
 
@@ -143,7 +136,7 @@ def forward_propagation(
     cache = forward_logits(X, parameters, activation)
     L = _last_layer(cache)
     ZL = cache[f"Z{L}"]
-    AL = cache[f"A{L}"] = _named(ZL.sigmoid() if ZL.shape[0] == 1 else softmax(ZL), f"A{L}")
+    AL = cache[f"A{L}"] = _named(ZL.sigmoid() if ZL.shape[0] == 1 else ZL.softmax(axis=0), f"A{L}")
     return AL, cache
 
 

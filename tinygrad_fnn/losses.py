@@ -1,8 +1,8 @@
 """Costs: the textbook cross-entropies composed of engine operations, and their fused, stable
 twins, for two classes (sigmoid) and for many (softmax, classes along axis 0, examples along 1).
 
-Softmax is computed one canonical way, here and in `manual.py`, so that the engine's gradient
-and the hand-derived `dZ[L] = A[L] − Y` can be the same bits:
+Softmax (`Tensor.softmax`) is computed one canonical way, in the engine and in `manual.py`, so
+that the engine's gradient and the hand-derived `dZ[L] = A[L] − Y` can be the same bits:
 
     e = exp(Z − max(Z, axis=0))      A = e / Σ e (axis 0)
 
@@ -60,23 +60,6 @@ class BCEWithLogits(Function):
 # ----- many classes
 
 
-def softmax(logits: Tensor) -> Tensor:
-    """Softmax over axis 0 (the classes), in Tensor operations.
-
-    The column maximum is subtracted for stability and treated as a constant: softmax does not
-    change when a constant is subtracted from a column, so its gradient is the same.
-    """
-    shifted = logits - logits.max(axis=0, keepdims=True).detach()
-    e = shifted.exp()
-    return e / e.sum(axis=0, keepdims=True)
-
-
-def log_softmax(logits: Tensor) -> Tensor:
-    """log(softmax(Z)) over axis 0, as (Z − max) − log Σ exp(Z − max), in Tensor operations."""
-    shifted = logits - logits.max(axis=0, keepdims=True).detach()
-    return shifted - shifted.exp().sum(axis=0, keepdims=True).log()
-
-
 def softmax_cross_entropy_with_logits(logits: Tensor, targets: Any) -> Tensor:
     """Softmax and multi-class cross-entropy fused into one stable operation.
 
@@ -106,10 +89,10 @@ class SoftmaxCrossEntropy(Function):
         return np.asarray(-np.add.reduce(y * log_probs, axis=None) / a.shape[1], dtype=a.dtype)
 
     def da(self, g, z, a, y):
-        return (softmax(a) * y.sum(axis=0, keepdims=True) - y) / a.shape[1] * g
+        return (a.softmax(axis=0) * y.sum(axis=0, keepdims=True) - y) / a.shape[1] * g
 
     def dy(self, g, z, a, y):
-        return -log_softmax(a) / a.shape[1] * g
+        return -a.log_softmax(axis=0) / a.shape[1] * g
 
 
 def _targets(predictions: Tensor, targets: Any, op: str, columns: bool = False) -> Tensor:
