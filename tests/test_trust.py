@@ -327,3 +327,131 @@ def test_constant_operands_never_receive_a_gradient(name):
     W = Tensor(rng.standard_normal((2, 3)), requires_grad=True)
     (W @ X).relu().max(axis=0).sum().backward()
     assert X.grad is None
+
+
+# ----- found by a hostile sweep: each was a silent wrong answer or a crash
+
+
+def test_a_view_and_the_array_that_owns_it_are_both_locked():
+    X = Tensor(np.ones((4, 2)))
+    W = Tensor(np.ones((1, 2)), requires_grad=True)
+    y = (W @ X.T).sum()  # X.T is a view of X's array
+    with pytest.raises(ValueError, match="read-only"):
+        X.data[:] = 5.0
+    with no_grad(), pytest.raises(RuntimeError, match="read-only"):
+        X += 4.0
+    y.backward()
+    assert W.grad.data.tolist() == [[4.0, 4.0]]
+    X.data[:] = 5.0  # released
+
+
+def test_releasing_a_view_while_another_graph_holds_its_owner_does_not_crash():
+    X = Tensor(np.ones((2, 2)))
+    W = Tensor(np.ones((2, 2)), requires_grad=True)
+    a, b = (W * X.T).sum(), (W * X).sum()
+    a.backward()
+    with pytest.raises(ValueError, match="read-only"):
+        X.data[0, 0] = 3.0  # b still needs it
+    b.backward()
+    assert W.grad.data.tolist() == [[2.0, 2.0], [2.0, 2.0]]
+    X.data[0, 0] = 3.0
+
+
+@pytest.mark.parametrize("axes", [(-1, 0), (1, -2), (-1, -2)])
+def test_transpose_with_negative_axes_has_the_right_gradient(axes):
+    x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    w = np.arange(6.0).reshape(3, 2)
+    (x.transpose(*axes) * w).sum().backward()
+    np.testing.assert_array_equal(x.grad.data, w.T)
+
+
+def test_a_rule_giving_a_gradient_of_the_wrong_shape_is_an_error_not_a_reshape():
+    from tinygrad_fnn import Function
+
+    class WrongShape(Function):
+        op = "wrong_shape"
+
+        def forward(self, a):
+            return a * 2
+
+        def da(self, g, z, a):
+            return g.reshape(3, 2)  # same size, wrong shape
+
+    x = Tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(ShapeError, match=r"rule of wrong_shape gave a gradient of shape \(3, 2\)"):
+        WrongShape()(x).sum().backward()
+
+
+def test_editing_an_index_array_after_forward_does_not_move_the_gradient():
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    idx = np.array([0, 0, 1])
+    mask = np.array([True, False, True])
+    y = (x[idx] * Tensor([1.0, 2.0, 3.0])).sum() + x[mask].sum()
+    idx[:] = 2
+    mask[:] = False
+    y.backward()
+    assert x.grad.data.tolist() == [4.0, 3.0, 1.0]
+
+
+def test_numpy_keywords_set_to_none_keep_their_meaning():
+    a = Tensor(np.ones((2, 2)), requires_grad=True)
+    assert np.concatenate([a, a], axis=None).shape == (8,)
+    with pytest.raises((TypeError, ValueError)):
+        np.stack([a, a], axis=None)
+
+
+@pytest.mark.parametrize("cuts", [[-1], [1, -1], [-5], [2, 10], [0]])
+def test_split_cuts_as_numpy_does(cuts):
+    x = Tensor(np.arange(3.0), requires_grad=True)
+    ours = [p.data.tolist() for p in x.split(cuts)]
+    assert ours == [p.tolist() for p in np.split(np.arange(3.0), cuts)]
+
+
+def test_a_gradient_that_cannot_add_to_the_one_held_is_an_error():
+    x = Tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (x * x).sum().backward()
+    x.data = np.array([5.0])
+    with pytest.raises(ShapeError, match=r"already holds a gradient of shape \(3,\)"):
+        (x * x).sum().backward()
+    x.grad = None
+    (x * x).sum().backward()
+    assert x.grad.data.tolist() == [10.0]
+
+
+def test_logsumexp_of_infinity_is_infinity():
+    assert Tensor([np.inf, 1.0]).logsumexp().item() == np.inf
+    with np.errstate(divide="ignore"):
+        assert Tensor([-np.inf, -np.inf]).logsumexp().item() == -np.inf
+
+
+def test_powers_at_zero_have_the_slopes_pytorch_gives():
+    x = Tensor([0.0, 2.0], requires_grad=True)
+    (g,) = grad((x**0).sum(), x)
+    assert g.data.tolist() == [0.0, 0.0]
+    base = Tensor([0.0, 0.0], requires_grad=True)
+    e = Tensor([2.0, 0.0], requires_grad=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        gb, ge = grad((base**e).sum(), [base, e])
+    assert gb.data.tolist() == [0.0, 0.0] and ge.data.tolist() == [0.0, 0.0]
+
+
+def test_gradcheck_fails_where_finite_differences_are_not_finite():
+    from tinygrad_fnn import GradcheckError, gradcheck
+
+    x = Tensor([1e-7, 1e-8], requires_grad=True)
+    with (
+        np.errstate(invalid="ignore", divide="ignore"),
+        pytest.raises(GradcheckError, match="not finite"),
+    ):
+        gradcheck(lambda t: t.log(), x, eps=1e-6)
+
+
+def test_power_and_matrix_product_in_place():
+    p = Tensor([2.0, 3.0], requires_grad=True)
+    with pytest.raises(RuntimeError, match=r"\*\*=.*x = x \*\* y"):
+        p **= 2
+    with no_grad():
+        p **= 2
+    assert p.data.tolist() == [4.0, 9.0] and p.requires_grad and p.is_leaf
+    with pytest.raises(TypeError, match="@="):
+        p @= p

@@ -132,34 +132,43 @@ _guard = threading.Lock()  # guards `_locks` and the accumulation of `.grad` acr
 
 
 def _lock(arrays: list[np.ndarray]) -> list[np.ndarray]:
-    """Make `arrays` read-only until `_unlock`; returns the ones to hand to `_unlock` later."""
+    """Make `arrays` read-only until `_unlock`, and the arrays that own their memory if they are
+    views (so that neither the view nor its owner can be edited); returns what to unlock."""
     locked = []
     with _guard:
         for a in arrays:
-            entry = _locks.get(id(a))
-            if entry is not None:
-                entry[1] += 1
-            elif a.flags.writeable:
-                a.setflags(write=False)
-                _locks[id(a)] = [a, 1]
-            else:
-                continue  # read-only by nature (a broadcast view, a result of a recorded op)
-            locked.append(a)
+            owner = a
+            while isinstance(owner.base, np.ndarray):
+                owner = owner.base
+            for x in (owner, a) if owner is not a else (a,):
+                entry = _locks.get(id(x))
+                if entry is not None:
+                    entry[1] += 1
+                elif x.flags.writeable:
+                    x.setflags(write=False)
+                    _locks[id(x)] = [x, 1]
+                else:
+                    continue  # read-only by nature (a broadcast view, a recorded result)
+                locked.append(x)
     return locked
 
 
 def _unlock(locked: list[np.ndarray]) -> None:
-    """Undo one `_lock` (once: the list is emptied)."""
+    """Undo one `_lock` (once: the list is emptied). Owners come before their views, so a view
+    becomes writeable only when its owner has."""
     if not locked:
         return
     with _guard:
-        while locked:
-            a = locked.pop()
-            entry = _locks[id(a)]
+        for x in locked:
+            entry = _locks[id(x)]
             entry[1] -= 1
             if entry[1] == 0:
-                del _locks[id(a)]
-                a.setflags(write=True)
+                del _locks[id(x)]
+                try:
+                    x.setflags(write=True)
+                except ValueError:
+                    pass  # a view whose owner another graph still needs: it stays read-only
+        locked.clear()
 
 
 # ----- operations
@@ -526,7 +535,7 @@ class Tensor:
             raise RuntimeError(
                 f"{symbol}: {_describe(self)} requires grad, and an in-place update of it cannot "
                 f"be recorded; update parameters inside `with no_grad():`, or write "
-                f"`x = x {symbol[0]} y` to record a new tensor"
+                f"`x = x {symbol[:-1]} y` to record a new tensor"
             )
         if self._ctx is not None:
             raise RuntimeError(f"{symbol}: {_describe(self)} is the result of a recorded operation")
@@ -559,6 +568,12 @@ class Tensor:
 
     def __itruediv__(self, other: Any) -> Tensor:
         return self._inplace(np.true_divide, other, "/=")
+
+    def __ipow__(self, other: Any) -> Tensor:
+        return self._inplace(np.power, other, "**=")
+
+    def __imatmul__(self, other: Any) -> Tensor:
+        raise TypeError("@=: in-place matrix products are not supported; write x = x @ y")
 
     # ----- comparisons: constant boolean tensors, no gradient
     def __lt__(self, other: Any) -> Tensor:
@@ -621,7 +636,15 @@ class Tensor:
             axes = ()
         if len(axes) == 1 and not isinstance(axes[0], (int, np.integer)):
             axes = tuple(axes[0])
-        return Transpose(_ints(axes, "transpose") or None)(self)
+        if not axes:
+            return Transpose(None)(self)
+        n = self.ndim
+        normal = tuple(a % n if -n <= a < n else a for a in _ints(axes, "transpose"))
+        if sorted(normal) != list(range(n)):
+            raise ShapeError(
+                f"transpose: axes {axes} are not an order of the {n} axes of {_describe(self)}"
+            )
+        return Transpose(normal)(self)
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
         return BroadcastTo(_ints(shape, "broadcast_to"))(self)
@@ -733,10 +756,10 @@ class Tensor:
         )
 
     def _shift(self, axes: tuple[int, ...] | None) -> Tensor:
-        """The maximum over `axes` (kept), as a constant; 0 where it is -inf (all -inf)."""
+        """The maximum over `axes` (kept), as a constant; 0 where it is infinite."""
         with no_grad():
             shift = Max(axes, True)(self.detach())
-        return where(shift == -np.inf, 0.0, shift)
+        return where(shift == -np.inf, 0.0, where(shift == np.inf, 0.0, shift))
 
     def softmax(self, axis: int = -1) -> Tensor:
         """exp(x) / Σ exp(x) along `axis`, shifted by the maximum (a constant: it cancels)."""
@@ -885,7 +908,7 @@ class Tensor:
                 )
             cuts = [n // sections * i for i in range(1, int(sections))]
         else:
-            cuts = list(_ints(sections, "split"))
+            cuts = [min(max(c + n if c < 0 else c, 0), n) for c in _ints(sections, "split")]
         bounds = [0, *cuts, n]
         return [
             self[(slice(None),) * a + (slice(lo, max(lo, hi)),)]
@@ -957,10 +980,15 @@ def _topological_order(root: Function) -> list[Function]:
     return order
 
 
-def unbroadcast(g: Tensor, shape: tuple[int, ...]) -> Tensor:
-    """Sum `g` over the axes along which an operand of `shape` was broadcast."""
+def unbroadcast(g: Tensor, shape: tuple[int, ...], fn: Function) -> Tensor:
+    """Sum `g` over the axes along which an operand of `shape` was broadcast by `fn`."""
     g_shape = g._data.shape
     lead = len(g_shape) - len(shape)
+    if lead < 0 or any(n != 1 and n != m for n, m in zip(shape, g_shape[lead:])):
+        raise ShapeError(
+            f"the rule of {fn.op} gave a gradient of shape {g_shape} for an input of shape "
+            f"{shape}; a rule must give the input's shape or one it broadcasts to"
+        )
     axes = tuple(range(lead)) + tuple(
         lead + i for i, n in enumerate(shape) if n == 1 and g_shape[lead + i] != 1
     )
@@ -1016,7 +1044,7 @@ def _backprop(
                 if not need:
                     continue
                 if tg._data.shape != t._data.shape:
-                    tg = unbroadcast(tg, t._data.shape)
+                    tg = unbroadcast(tg, t._data.shape, fn)
                 if mode.watched and mode.anomaly:
                     _check_finite(fn.op, fn.parents, tg._data, f"gradient for {_describe(t)}")
                 c = t._ctx
@@ -1036,6 +1064,12 @@ def _deliver(t: Tensor, g: Tensor, wanted: dict[Tensor, Tensor | None] | None) -
     """Add `g` to the gradient kept for `t`: its `.grad`, or its entry in `wanted`."""
     if wanted is None:
         with _guard:  # several threads may back-propagate into one shared leaf
+            if t.grad is not None and t.grad.shape != g.shape:
+                raise ShapeError(
+                    f"backward: {_describe(t)} already holds a gradient of shape "
+                    f"{t.grad.shape}, which a new one of shape {g.shape} cannot add to "
+                    "(was its data replaced?); set its .grad to None first"
+                )
             t.grad = g if t.grad is None else t.grad + g
     elif t in wanted:
         previous = wanted[t]
@@ -1200,6 +1234,7 @@ def _index(index: Any) -> tuple:
         elif isinstance(item, list):
             item = np.asarray(item)
         if isinstance(item, np.ndarray):
+            item = item.copy()  # the operation keeps it: a later edit must not move the gradient
             if item.dtype.kind not in "biu":
                 raise IndexError(
                     f"getitem: index arrays must be integers or booleans, not {item.dtype}"

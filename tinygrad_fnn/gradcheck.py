@@ -57,6 +57,12 @@ def gradcheck(
         error = np.abs(g.data - numeric)
         excess = error - (atol + rtol * np.abs(numeric))
         worst = np.unravel_index(int(np.argmax(excess)), t.shape) if t.ndim else ()
+        if not np.isfinite(numeric).all():
+            label = t.name or f"input {position}"
+            raise GradcheckError(
+                f"gradcheck: {label} {t.shape}: finite differences are not finite there (the "
+                "function is nan or infinite near this point); choose another point or eps"
+            )
         if excess[worst] > 0 or not np.isfinite(g.data).all():
             label = t.name or f"input {position}"
             raise GradcheckError(

@@ -229,7 +229,13 @@ def array_function(func: Callable[..., Any], args: tuple, kwargs: dict[str, Any]
     if impl is None:
         problem = f"{name} is not one of the NumPy functions the engine differentiates"
     else:
-        given = {k: v for k, v in kwargs.items() if v is not None and v is not np._NoValue}
+        known = _SIGNATURES[func].parameters
+        # None means "not given" only for arguments the engine does not take (out=None, …).
+        given = {
+            k: v
+            for k, v in kwargs.items()
+            if v is not np._NoValue and (v is not None or k in known)
+        }
         try:
             _SIGNATURES[func].bind(*args, **given)
         except TypeError as e:

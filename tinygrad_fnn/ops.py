@@ -98,11 +98,16 @@ class PowConst(Function):
         return a ** a.dtype.type(self.c)  # a scalar of a's dtype: NumPy 1.x would upcast 0-d
 
     def da(self, g, z, a):
-        return g * self.c * a ** (self.c - 1)
+        return g * self.slope(a)
+
+    def slope(self, a: Tensor) -> Tensor:
+        """c·a^(c − 1); for c = 0 the constant 1 has slope 0 (not 0·a^−1, which is nan at 0)."""
+        return a * 0.0 if self.c == 0 else self.c * a ** (self.c - 1)
 
 
 class Pow(Function):
-    """z = a ** b for a tensor b; the rule for b needs a > 0 (log a), as in every library."""
+    """z = a ** b for a tensor b. As in PyTorch, where b is 0 the slope in a is 0, and where a is
+    0 (and b ≥ 0) the slope in b is 0; elsewhere the rule for b needs a > 0 (log a)."""
 
     op = "pow"
 
@@ -110,10 +115,10 @@ class Pow(Function):
         return a**b
 
     def da(self, g, z, a, b):
-        return g * b * a ** (b - 1)
+        return g * where(b == 0, 0.0, b * a ** (b - 1))
 
     def db(self, g, z, a, b):
-        return g * z * a.log()
+        return g * where((a == 0) * (b >= 0), 0.0, z * a.log())
 
 
 # ----- elementwise functions
