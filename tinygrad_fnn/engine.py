@@ -281,6 +281,8 @@ class Tensor:
         self.name = name
         self._ctx: Function | None = None
         self._retains_grad = False
+        if _mode.tracer is not None:
+            _mode.tracer.made(self, data)  # `compile` binds a tensor made from an argument
 
     @staticmethod
     def _wrap(data: np.ndarray) -> Tensor:
@@ -698,6 +700,8 @@ def _backprop(
                     "first backward; pass retain_graph=True to that call to keep it"
                 )
             z = fn.out()
+            if mode.tracer is not None:
+                mode.tracer.gradient(z, g)  # `compile` names the gradient after z
             if z._retains_grad or (wanted and z in wanted):
                 _deliver(z, g, wanted)
             parents = fn.parents
