@@ -642,7 +642,7 @@ def test_source_names_the_tutorial_quantities():
 def readme_block(name: str) -> str:
     text = README.read_text()
     found = re.search(
-        rf"<!-- derive:{name}:start.*?-->\n```python\n(.*?)```\n<!-- derive:{name}:end -->",
+        rf"<!-- derive:{name}:start.*?-->\n```py\n(.*?)```\n<!-- derive:{name}:end -->",
         text,
         re.S,
     )
