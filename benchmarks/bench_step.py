@@ -1,7 +1,9 @@
 """One training step of the tutorial network: the engine against hand-written NumPy (and peers).
 
 A step is forward, cost, gradients and the gradient-descent update. The hand-written step is
-`manual.train_step`, the tutorial's own code. The two run interleaved in one process, so that
+`manual.train_step`, the tutorial's own code; "engine" is the eager engine (`fnn.train_step`),
+"compiled" the same step through `compile` (fused loss), "composed" through `compile` with the
+tutorial's composed cost. The two run interleaved in one process, so that
 both see the same machine load; the table gives median times, their ratio, the fraction of the
 matrix-multiply bound each step reaches, and peak memory (tracemalloc) at each size.
 
@@ -61,6 +63,28 @@ def engine_step(n_x, h, m, dtype) -> Callable[[], None]:
         fnn.train_step(X, Y, params, optimizer, "fused")
 
     return step
+
+
+def compiled_step(n_x, h, m, dtype, loss: str = "fused") -> Callable[[], None]:
+    """The engine's step through `compile`: generated NumPy code, the eager engine's bits."""
+    X, Y = data(n_x, m, dtype)
+    X, Y = fnn.as_tensor(X, dtype, "X"), fnn.as_tensor(Y, dtype, "Y")
+    params = fnn.initialize_parameters(n_x, h, seed=0, dtype=dtype)
+    step = fnn.compiled_step(X, Y, params, loss)
+    grads = list(params.values())
+
+    def run() -> None:
+        for p in grads:
+            p.grad = None
+        step()
+        step.sgd(LR)
+
+    return run
+
+
+def composed_step(n_x, h, m, dtype) -> Callable[[], None]:
+    """The compiled step with the tutorial's composed cost (sigmoid, then log)."""
+    return compiled_step(n_x, h, m, dtype, "composed")
 
 
 def torch_step(n_x, h, m, dtype):
@@ -267,7 +291,13 @@ def run(sizes: list[str], dtypes: list[str], peers: list[str], quick: bool) -> l
         for size in sizes:
             n_x, h, m = SIZES[size]
             repeats, inner = budget(n_x, h, m, quick)
-            contenders = {"hand": hand_step, "engine": engine_step, **available_peers(peers)}
+            contenders = {
+                "hand": hand_step,
+                "engine": engine_step,
+                "compiled": compiled_step,
+                "composed": composed_step,
+                **available_peers(peers),
+            }
             steps = {}
             for name, make in contenders.items():
                 step = make(n_x, h, m, dtype)
@@ -293,6 +323,7 @@ def run(sizes: list[str], dtypes: list[str], peers: list[str], quick: bool) -> l
                 row["memory"] = {
                     "hand": peak_memory(hand_step, n_x, h, m, dtype),
                     "engine": peak_memory(engine_step, n_x, h, m, dtype),
+                    "compiled": peak_memory(compiled_step, n_x, h, m, dtype),
                 }
             rows.append(row)
             print(format_row(row), flush=True)
@@ -307,8 +338,9 @@ def _time(seconds: float) -> str:
 
 def header(peers: list[str]) -> str:
     cols = ["dtype", "size (n_x, h, m)", "hand NumPy", "engine", "engine ÷ hand"]
+    cols += ["compiled", "compiled ÷ hand", "compiled, composed ÷ hand"]
     cols += [f"{p} ÷ hand" for p in peers]
-    cols += ["bound: hand", "bound: engine", "peak MiB hand / engine"]
+    cols += ["bound: hand", "bound: compiled", "peak MiB hand / engine / compiled"]
     return "| " + " | ".join(cols) + " |\n|" + "---|" * 2 + "--:|" * (len(cols) - 2)
 
 
@@ -317,8 +349,7 @@ def format_row(row: dict) -> str:
     peers = row["peers"]
     memory = row.get("memory")
     mem = (
-        f"{memory['hand'] / 2**20:.3g} / {memory['engine'] / 2**20:.3g} "
-        f"({memory['engine'] / max(memory['hand'], 1):.2f}×)"
+        " / ".join(f"{memory[k] / 2**20:.3g}" for k in ("hand", "engine", "compiled"))
         if memory
         else "–"
     )
@@ -327,10 +358,13 @@ def format_row(row: dict) -> str:
         f"{row['size']} {row['shape']}",
         _time(med["hand"]),
         _time(med["engine"]),
-        f"**{ratio['engine']:.2f}**",
+        f"{ratio['engine']:.2f}",
+        _time(med["compiled"]),
+        f"**{ratio['compiled']:.2f}**",
+        f"**{ratio['composed']:.2f}**",
         *[f"{ratio[p]:.2f}" if p in ratio else "–" for p in peers],
         f"{bound['hand']:.0%}",
-        f"{bound['engine']:.0%}",
+        f"{bound['compiled']:.0%}",
         mem,
     ]
     return "| " + " | ".join(cells) + " |"

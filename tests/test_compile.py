@@ -447,6 +447,21 @@ def test_grad_mode_is_part_of_the_signature():
     assert step.traces == 2
 
 
+def test_one_tensor_passed_twice_is_not_confused_with_two():
+    w = Tensor(A, requires_grad=True)
+    step = compile(lambda x, y: (w * x - y).sum() * (w * y).sum())
+    X1, X2 = Tensor(B), Tensor(POS)
+    for x, y in [(X1, X1), (X1, X2), (X2, X2), (X2, X1)]:
+        w.grad = None
+        twin = Tensor(A, requires_grad=True)
+        want = (twin * x - y).sum() * (twin * y).sum()
+        want.backward()
+        got = step(x, y)
+        assert np.array_equal(got.data, want.data)
+        assert np.array_equal(w.grad.data, twin.grad.data)
+    assert step.traces == 2
+
+
 def test_array_arguments_are_read_each_call():
     _, _, params = tutorial()
 

@@ -44,6 +44,7 @@ import builtins
 import functools
 import inspect
 import keyword
+import math
 import re
 import sys
 import threading
@@ -234,14 +235,13 @@ _BUILTINS = set(dir(builtins))
 
 
 def _walk_captured(x: Any, found: list, parts: list) -> None:
-    """Key a captured value: a Tensor by identity, shape, dtype, strides and whether it has a
-    `.grad`; a dict, list, tuple or plain object by the Tensors one level inside; anything else
-    (a function, a module, a number) by itself, so rebinding a name the code uses traces again."""
+    """Key a captured value: a Tensor by identity, and by whether it has a `.grad` (a parameter)
+    or by its strides (the `.data` setter keeps shape and dtype); a dict, list, tuple or plain
+    object by the Tensors one level inside; anything else by identity."""
     kind = type(x)
     if kind is Tensor:
         found.append(x)
-        data = x._data
-        parts.append((id(x), data.shape, data.dtype, data.strides, x.grad is None))
+        parts.append((id(x), x.grad is None) if x.requires_grad else (id(x), x._data.strides))
         return
     if kind is dict:
         values: Any = x.values()
@@ -256,8 +256,7 @@ def _walk_captured(x: Any, found: list, parts: list) -> None:
     for v in values:
         if type(v) is Tensor:
             found.append(v)
-            data = v._data
-            parts.append((id(v), data.shape, data.dtype, data.strides, v.grad is None))
+            parts.append((id(v), v.grad is None) if v.requires_grad else (id(v), v._data.strides))
 
 
 # ----- lowering: one line of NumPy per operation
@@ -677,7 +676,8 @@ class _Lowering:
             k = self.tracer.made_from[id(t)]
             v = _Value("input", data)
             v.name = t.name or ""
-            if self.found[k].dtype == data.dtype:
+            source = self.found[k]
+            if source.dtype == data.dtype and source.strides == data.strides:
                 v.literal = f"inputs[{k}]"
             else:  # Tensor(x, dtype=...) converts, into a buffer made once
                 v.kind = "convert"
@@ -1004,6 +1004,7 @@ class Compiled:
         self._programs: dict[tuple, _Program] = {}
         self._last: _Program | None = None
         self._eager_params: list[Tensor] | None = None
+        self._checked_lr: float | None = None
         self._lock = threading.RLock()
         func = getattr(fn, "__func__", fn)
         code = getattr(func, "__code__", None)
@@ -1054,34 +1055,40 @@ class Compiled:
                 _walk_captured(value, found, parts)
         if self._bound is not None:
             _walk_captured(self._bound, found, parts)
+        ids = [id(x) for x in found]
+        if len(set(ids)) < len(ids):  # one object in two places: the program reads it once
+            parts.append(tuple(ids.index(i) for i in ids))
         return tuple(parts), found
 
     def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
-        if _mode.tracer is not None:
+        mode = _mode
+        if mode.tracer is not None:
             raise TraceError(
                 f"compile: {self._name} was called while another compiled function traces; "
                 "compiled functions do not nest (call the plain function inside)"
             )
         with self._lock:
-            if _mode.anomaly:
+            if mode.anomaly:
                 return self._eager(args, kwargs)
             key, found = self._signature(args, kwargs)
             program = self._programs.get(key)
             if program is None:
                 return self._trace(key, found, args, kwargs)
-            self._last, self._eager_params = program, None
+            self._last = program
+            self._eager_params = None
             program.check_storage()
             program.check_gradients()
             cost = program.run(found, program.param_lists)
             program.deliver()
             if self.lr is not None:
                 program.sgd(self.lr)
-            return _result(cost, program.cost_name)
+        return _result(cost, program.cost_name)
 
     def sgd(self, lr: float) -> None:
         """p ← p − lr·p.grad for every parameter the last call gave a gradient, as `fnn.SGD`
         does, in two NumPy calls per dtype over the flat storage."""
-        lr = _check_lr(lr)
+        if lr != self._checked_lr:
+            self._checked_lr = _check_lr(lr)
         with self._lock:
             if self._eager_params is not None:
                 with engine.no_grad():
@@ -1169,14 +1176,15 @@ class Compiled:
 
 
 def _result(cost: np.ndarray, name: str | None) -> Tensor:
-    out = Tensor._wrap(np.array(cost, copy=True))
+    out = Tensor._wrap(cost.copy())
     out._data.setflags(write=False)
     out.name = name
     return out
 
 
 def _check_lr(lr: Any) -> float:
-    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not np.isfinite(lr):
+    number = isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool)
+    if not number or not math.isfinite(lr):
         raise ValueError(f"compile: lr must be a finite number, got {lr!r}")
     return float(lr)
 
