@@ -675,3 +675,31 @@ def test_cli_derive_prints_the_source(capsys):
 
     assert main(["derive", "--loss", "composed", "--m", "8"]) == 0
     assert capsys.readouterr().out == fnn.derive("composed", 8)
+
+
+def test_cli_train_prints_the_same_costs_compiled_and_eager(capsys):
+    from tinygrad_fnn.cli import main
+
+    outputs = []
+    for extra in ([], ["--eager"]):
+        argv = ["train", "--data", "xor", "--epochs", "300", "--print-every", "50", *extra]
+        assert main(argv) == 0
+        out = capsys.readouterr().out
+        outputs.append([line for line in out.splitlines() if not line.startswith("trained in")])
+    assert outputs[0] == outputs[1]
+    assert sum(line.startswith("Epoch") for line in outputs[0]) == 6
+
+
+def test_errstate_set_around_a_call_is_respected():
+    w = Tensor(np.array([[-800.0, 1.0]]), requires_grad=True)
+    step = compile(lambda: w.sigmoid().sum())
+    for _ in range(3):  # sigmoid's own overflow is silent, eager and compiled
+        w.grad = None
+        with np.errstate(over="raise"):
+            assert step().item() == pytest.approx(1 / (1 + np.exp(-1.0)))
+    overflow = compile(lambda: (w * 1e300 * 1e10).sum())
+    with np.errstate(over="ignore"):
+        overflow()  # traced
+    w.grad = None
+    with np.errstate(over="raise"), pytest.raises(FloatingPointError):
+        overflow()  # replayed: the caller's error state applies to the program too

@@ -410,6 +410,8 @@ class _IgnoreOverflow:
         current = _EXTOBJ.get()
         extobj = self.made.get(current)
         if extobj is None:
+            if len(self.made) > 8:  # error states come and go (an errstate block each call)
+                self.made.clear()
             extobj = self.made[current] = _make_extobj(over="ignore")
         self.tokens.append(_EXTOBJ.set(extobj))
 
@@ -448,7 +450,7 @@ class _Value:
         self.dtype = data.dtype
         self.order = "C" if data.flags.c_contiguous else "F" if data.flags.f_contiguous else None
         self.name = ""
-        self.literal: str | None = None  # a constant written into the source
+        self.literal: str | None = None  # for an input: the expression that reads it
         self.array: np.ndarray | None = None  # a constant or a buffer
         self.base: list[_Value] = []  # values this one shares memory with
         self.last = -1
