@@ -194,7 +194,8 @@ def test_an_edited_forward_is_not_lowered_from_the_table():
 def test_matmul_into_a_buffer_gives_the_same_bits(dtype):
     """The lowering writes matrix products with `out=`; NumPy must not take another path."""
     r = np.random.default_rng(7)
-    for n, k, m in [(4, 2, 4), (16, 1, 256), (1, 16, 256), (64, 30, 512), (256, 784, 64), (3, 3, 3)]:
+    shapes = [(4, 2, 4), (16, 1, 256), (1, 16, 256), (64, 30, 512), (256, 784, 64), (3, 3, 3)]
+    for n, k, m in shapes:
         a = r.standard_normal((n, k)).astype(dtype)
         b = r.standard_normal((k, m)).astype(dtype)
         bt = np.ascontiguousarray(b.T)
