@@ -652,6 +652,15 @@ def test_fused_update_and_decorator():
             assert np.array_equal(params[k].data, eager[k].data), (i, k)
 
 
+def test_sgd_uses_the_gradient_in_grad_even_if_replaced():
+    w = Tensor(A, requires_grad=True)
+    step = compile(lambda: (w * w).sum())
+    step()
+    w.grad = Tensor(np.ones_like(A))
+    step.sgd(0.5)
+    assert np.array_equal(w.data, A - 0.5)
+
+
 def test_source_names_the_tutorial_quantities():
     fused = fnn.derive("fused")
     for line in (

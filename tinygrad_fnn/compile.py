@@ -547,8 +547,15 @@ class _Program:
             store = stores[s]
             store.params[i].grad = store.grads[i]
 
-    def sgd(self, lr: float) -> None:
-        for store in self.stores:
+    def sgd(self, lr: float) -> bool:
+        """The update over the flat storage; False (nothing done) if some `.grad` is no longer
+        the one this program delivered, so that the caller updates from `.grad` itself."""
+        stores = self.stores
+        for s, i in self.delivered:
+            store = stores[s]
+            if store.params[i].grad is not store.grads[i]:
+                return False
+        for store in stores:
             for p in store.params:
                 if not p._data.flags.writeable:
                     raise RuntimeError(
@@ -557,6 +564,7 @@ class _Program:
                     )
             np.multiply(store.gflat, lr, out=store.tmp)
             np.subtract(store.flat, store.tmp, out=store.flat)
+        return True
 
 
 def _references(params: list[Tensor], grads: list[Tensor]) -> int:
@@ -1083,7 +1091,7 @@ class Compiled:
             cost = program.run(found, program.param_lists)
             program.deliver()
             if self.lr is not None:
-                program.sgd(self.lr)
+                program.sgd(self.lr)  # the gradients are the ones just delivered
         return _result(cost, program.cost_name)
 
     def sgd(self, lr: float) -> None:
@@ -1092,16 +1100,18 @@ class Compiled:
         if lr != self._checked_lr:
             self._checked_lr = _check_lr(lr)
         with self._lock:
-            if self._eager_params is not None:
-                with engine.no_grad():
-                    for p in self._eager_params:
-                        if p.grad is not None:
-                            p.data -= lr * p.grad.data
-                return
-            if self._last is None:
+            program = self._last
+            if self._eager_params is None and program is None:
                 raise RuntimeError("sgd: call the compiled function first")
-            self._last.check_storage()
-            self._last.sgd(lr)
+            if self._eager_params is None:
+                program.check_storage()
+                if program.sgd(lr):
+                    return
+            params = self._eager_params or [p for st in program.stores for p in st.params]
+            with engine.no_grad():  # as fnn.SGD: from whatever `.grad` holds now
+                for p in params:
+                    if p.grad is not None:
+                        p.data -= lr * p.grad.data
 
     def _eager(self, args: tuple, kwargs: dict) -> Tensor:
         """Under detect_anomaly: the plain function and backward, so an anomaly is named."""
