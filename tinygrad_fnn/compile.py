@@ -1054,19 +1054,25 @@ class Compiled:
         parts.append(len(found))
         for cell in self._cells:
             try:
-                value = cell.cell_contents
+                x = cell.cell_contents
             except ValueError:  # a free variable not assigned yet
                 continue
-            _walk_captured(value, found, parts)
+            if type(x) is Tensor:  # the common case, inline
+                found.append(x)
+                parts.append(
+                    (id(x), x.grad is None) if x.requires_grad else (id(x), x._data.strides)
+                )
+            else:
+                _walk_captured(x, found, parts)
         g = self._globals
         for name in self._global_names:
-            value = g.get(name)
-            if value is not None:
-                _walk_captured(value, found, parts)
+            x = g.get(name)
+            if x is not None:
+                _walk_captured(x, found, parts)
         if self._bound is not None:
             _walk_captured(self._bound, found, parts)
-        ids = [id(x) for x in found]
-        if len(set(ids)) < len(ids):  # one object in two places: the program reads it once
+        if len({id(x) for x in found}) < len(found):  # one object in two places: read once
+            ids = [id(x) for x in found]
             parts.append(tuple(ids.index(i) for i in ids))
         return tuple(parts), found
 
