@@ -5,7 +5,8 @@ A step is forward, cost, gradients and the gradient-descent update. The hand-wri
 "compiled" the same step through `compile` (fused loss), "composed" through `compile` with the
 tutorial's composed cost. The two run interleaved in one process, so that
 both see the same machine load; the table gives median times, their ratio, the fraction of the
-matrix-multiply bound each step reaches, and peak memory (tracemalloc) at each size.
+matrix-multiply bound each step reaches, and peak memory (tracemalloc) at each size; for the
+compiled step also the buffers it holds between calls, allocated once when it traces.
 
 Peers join the table when importable (none is a dependency): PyTorch eager, HIPS autograd,
 jax.jit, and micrograd at the XOR size.
@@ -256,6 +257,14 @@ def peak_memory(make: Callable[..., Callable[[], None]], *shape) -> int:
     return peak - base
 
 
+def held_memory(n_x: int, h: int, m: int, dtype) -> int:
+    """Bytes the compiled step keeps between calls (its buffers, allocated once)."""
+    X, Y = (fnn.as_tensor(a, dtype) for a in data(n_x, m, dtype))
+    step = fnn.compiled_step(X, Y, fnn.initialize_parameters(n_x, h, seed=0, dtype=dtype), "fused")
+    step()
+    return step.nbytes
+
+
 def gemm_rate(dtype) -> float:
     """FLOP/s of one large matrix product in this process: the ceiling for the big sizes."""
     a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(dtype)
@@ -324,6 +333,7 @@ def run(sizes: list[str], dtypes: list[str], peers: list[str], quick: bool) -> l
                     "hand": peak_memory(hand_step, n_x, h, m, dtype),
                     "engine": peak_memory(engine_step, n_x, h, m, dtype),
                     "compiled": peak_memory(compiled_step, n_x, h, m, dtype),
+                    "held": held_memory(n_x, h, m, dtype),
                 }
             rows.append(row)
             print(format_row(row), flush=True)
@@ -340,7 +350,7 @@ def header(peers: list[str]) -> str:
     cols = ["dtype", "size (n_x, h, m)", "hand NumPy", "engine", "engine ÷ hand"]
     cols += ["compiled", "compiled ÷ hand", "compiled, composed ÷ hand"]
     cols += [f"{p} ÷ hand" for p in peers]
-    cols += ["bound: hand", "bound: compiled", "peak MiB hand / engine / compiled"]
+    cols += ["bound: hand", "bound: compiled", "peak MiB hand / engine / compiled (+ held)"]
     return "| " + " | ".join(cols) + " |\n|" + "---|" * 2 + "--:|" * (len(cols) - 2)
 
 
@@ -350,6 +360,7 @@ def format_row(row: dict) -> str:
     memory = row.get("memory")
     mem = (
         " / ".join(f"{memory[k] / 2**20:.3g}" for k in ("hand", "engine", "compiled"))
+        + f" (+ {memory['held'] / 2**20:.3g})"
         if memory
         else "–"
     )

@@ -727,3 +727,24 @@ def test_errstate_set_around_a_call_is_respected():
     w.grad = None
     with np.errstate(over="raise", invalid="ignore"), pytest.raises(FloatingPointError):
         overflow()  # replayed: the caller's error state applies to the program too
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_compiled_step_holds_less_memory_than_an_eager_step_allocates(dtype):
+    import tracemalloc
+
+    X, Y, _ = tutorial(dtype=dtype, m=512)
+    X = fnn.as_tensor(np.random.default_rng(0).standard_normal((30, 512)), dtype, "X")
+    eager = fnn.initialize_parameters(30, 64, seed=0, dtype=dtype)
+    optimizer = fnn.SGD(eager, 0.1)
+    fnn.train_step(X, Y, eager, optimizer, "fused")
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    base = tracemalloc.get_traced_memory()[0]
+    fnn.train_step(X, Y, eager, optimizer, "fused")
+    eager_peak = tracemalloc.get_traced_memory()[1] - base
+    tracemalloc.stop()
+    step = fnn.compiled_step(X, Y, fnn.initialize_parameters(30, 64, seed=0, dtype=dtype), "fused")
+    step()
+    buffers = 64 * 512 * np.dtype(dtype).itemsize  # Z1, A1 and the (64, 512) gradients use these
+    assert 2 * buffers <= step.nbytes < eager_peak

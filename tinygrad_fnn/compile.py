@@ -1037,6 +1037,23 @@ class Compiled:
     MAX_PROGRAMS = 16
 
     @property
+    def nbytes(self) -> int:
+        """Bytes the last program holds between calls: its buffers, constants and gradient
+        storage (the parameters' own storage not counted: the eager engine holds that too)."""
+        if self._last is None:
+            return 0
+        owners: dict[int, np.ndarray] = {}
+        arrays = [v for v in self._last.namespace.values() if isinstance(v, np.ndarray)]
+        for store in self._last.stores:
+            arrays += [store.gflat, store.tmp]
+        params = {id(store.flat) for store in self._last.stores}
+        for a in arrays:
+            owner = a if a.base is None else a.base
+            if id(owner) not in params:
+                owners[id(owner)] = owner
+        return sum(a.nbytes for a in owners.values())
+
+    @property
     def source(self) -> str:
         """The generated program of the last call (Python over NumPy, one line per operation)."""
         if self._last is None:
