@@ -153,6 +153,32 @@ def test_operations_in_the_table_are_lowered_and_the_rest_call_their_forward():
     assert "pow_op.forward(" in step.source
 
 
+def test_parameters_of_two_dtypes_get_two_flat_stores():
+    arrays = {"a": A, "b": B}
+    eager, comp = twins(arrays, np.float64)
+    eager["b"] = Tensor(B, requires_grad=True, dtype=np.float32)
+    comp["b"] = Tensor(B, requires_grad=True, dtype=np.float32)
+
+    def cost(p):
+        return (p["a"] * p["b"].astype(np.float64)).sum() + (p["b"] * p["b"]).sum().astype(
+            np.float64
+        )
+
+    step = compile(lambda: cost(comp))
+    for i in range(STEPS):
+        for p in (*eager.values(), *comp.values()):
+            p.grad = None
+        ce = cost(eager)
+        ce.backward()
+        assert np.array_equal(step().data, ce.data)
+        with no_grad():
+            for p in eager.values():
+                p -= LR * p.grad
+        step.sgd(LR)
+        assert_same(eager, comp, i)
+    assert len(step._last.stores) == 2 and comp["b"].dtype == np.float32
+
+
 def test_an_operation_outside_the_table_runs_its_own_forward():
     class Cube(Function):
         op = "cube"
