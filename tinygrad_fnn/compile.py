@@ -379,9 +379,17 @@ _VIEWS = {
 }
 
 
+# These forwards combine arrays with Python numbers; the lowering passes 0-d arrays of the
+# operand's dtype instead, which gives the same result type only under NEP 50 (NumPy 2).
+_PYTHON_NUMBERS = {ops.ReLU, ops.Sigmoid, losses.BCEWithLogits}
+_NEP50 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+
+
 @functools.cache
 def _lowering(cls: type) -> tuple[str, Any] | None:
     """('op', entry) or ('view', entry) when `cls`'s forward is the one the table copies."""
+    if cls in _PYTHON_NUMBERS and not _NEP50:
+        return None
     for kind, table in (("op", _TABLE), ("view", _VIEWS)):
         entry = table.get(cls)
         if entry is not None:
