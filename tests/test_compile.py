@@ -517,6 +517,20 @@ def test_array_arguments_are_read_each_call():
     assert step.traces == 1
 
 
+def test_a_tensor_copied_from_an_input_reads_the_input_each_call():
+    w = Tensor(A, requires_grad=True)
+    step = compile(
+        lambda x: (w * Tensor(x, dtype=np.float32).astype(np.float64)).sum() + (w * Tensor(w)).sum()
+    )
+    for seed in range(3):
+        x = Tensor(np.random.default_rng(seed).standard_normal((3, 4)))
+        w.grad = None
+        got = step(x).item()
+        assert got == ((A * x.data.astype(np.float32).astype(np.float64)).sum() + (A * A).sum())
+        assert np.array_equal(w.grad.data, x.data.astype(np.float32).astype(np.float64) + A)
+    assert step.traces == 1
+
+
 def test_array_arguments_converted_to_another_dtype():
     _, _, params = tutorial(dtype=np.float32)
     step = compile(

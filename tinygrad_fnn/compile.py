@@ -695,12 +695,12 @@ class _Lowering:
             v = _Value("input", data)
             v.name = t.name or ""
             source = self.found[k]
-            if source.dtype == data.dtype and source.strides == data.strides:
-                v.literal = f"inputs[{k}]"
-            else:  # Tensor(x, dtype=...) converts, into a buffer made once
-                v.kind = "convert"
+            get = "._data" if type(source) is Tensor else ""
+            array = source._data if type(source) is Tensor else source
+            v.literal = f"inputs[{k}]{get}"
+            if array.dtype != data.dtype or array.strides != data.strides:
+                v.kind = "convert"  # Tensor(x, dtype=...) converts, into a buffer made once
                 v.array = np.empty_like(data)
-                v.literal = f"inputs[{k}]"
         elif id(t) in self.old_grads:
             s, i = self.old_grads[id(t)]
             v = _Value("input", data)
@@ -1179,9 +1179,10 @@ class Compiled:
             k: _substitute(kwargs[k], traced_arrays, arg_views, counter) for k in sorted(kwargs)
         }
         tracer = _Tracer(self._name, arg_views)
-        for t in found:
-            if type(t) is Tensor:
+        for k, t in enumerate(found):
+            if type(t) is Tensor and not isinstance(t._data, _Traced):
                 tracer.poison(t)
+                arg_views.setdefault(id(t._data), k)  # Tensor(t) reads t's data each call
         _mode.tracer = tracer
         try:
             cost = self.fn(*targs, **tkwargs)
