@@ -5,6 +5,7 @@ twin set of tensors with the same values, step after step."""
 from __future__ import annotations
 
 import inspect
+import linecache
 import re
 from pathlib import Path
 
@@ -788,3 +789,15 @@ def test_the_compiled_step_holds_less_memory_than_an_eager_step_allocates(dtype)
     step()
     buffers = 64 * 512 * np.dtype(dtype).itemsize  # Z1, A1 and the (64, 512) gradients use these
     assert 2 * buffers <= step.nbytes < eager_peak
+
+
+def test_a_warning_in_the_program_points_at_its_line():
+    w = Tensor(np.array([[0.5, 2.0]]), requires_grad=True)
+    step = compile(lambda: (w - 1.0).log().sum())
+    with np.errstate(invalid="ignore"):
+        step()  # traced
+    w.grad = None
+    with pytest.warns(RuntimeWarning, match="invalid value encountered in log") as caught:
+        step()
+    assert "compiled" in caught[0].filename
+    assert "log(" in linecache.getline(caught[0].filename, caught[0].lineno)

@@ -43,7 +43,9 @@ from __future__ import annotations
 import builtins
 import functools
 import inspect
+import itertools
 import keyword
+import linecache
 import math
 import re
 import sys
@@ -614,6 +616,7 @@ def _identifier(name: str | None, taken: set[str], fallback: str) -> str:
 
 
 _RESERVED = {"inputs", "params", "ignore_overflow", "step", "np"}
+_PROGRAM_NUMBERS = itertools.count(1)
 
 
 def _constant(data: np.ndarray) -> _Value:
@@ -905,7 +908,10 @@ class _Lowering:
             lines += ["# views made once, over buffers allocated once:", *setup, "", ""]
         lines += ["def step(inputs, params):", *("    " + line for line in body)]
         program.source = "\n".join(lines) + "\n"
-        exec(program.source, ns)  # noqa: S102 - the source is generated above
+        filename = f"<compiled {self.fn_name} #{next(_PROGRAM_NUMBERS)}>"
+        lines = program.source.splitlines(keepends=True)
+        linecache.cache[filename] = (len(program.source), None, lines, filename)  # tracebacks
+        exec(builtins.compile(program.source, filename, "exec"), ns)  # noqa: S102
         program.run = ns["step"]
         program.namespace = ns
         program.delivered = [slot for _, slot in finals]
