@@ -655,6 +655,26 @@ def test_a_rule_that_computes_outside_the_operations_is_an_error():
         compile(lambda: LeakyMask()(w).sum())()
 
 
+def test_a_rule_that_reuses_an_array_its_forward_kept_is_an_error():
+    class KeptMask(Function):
+        op = "kept_mask"
+
+        def forward(self, a):
+            self.mask = (a > 0).astype(a.dtype)  # kept for the rule: frozen if traced
+            return a * self.mask
+
+        def da(self, g, z, a):
+            return g * Tensor._wrap(self.mask)
+
+    w = Tensor(A, requires_grad=True)
+    with pytest.raises(TraceError, match="rule of kept_mask used an array"):
+        compile(lambda: KeptMask()(w).sum())()
+    constant = Tensor(np.full((3, 4), 2.0))  # a constant made in forward is fine in a rule
+    run_both(
+        lambda p: (p["a"] * Tensor(np.full((3, 4), 2.0)) * constant).sum(), {"a": A}, np.float64
+    )
+
+
 def test_a_parameter_reached_another_way_is_an_error():
     class Model:
         def __init__(self):

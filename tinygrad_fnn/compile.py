@@ -26,8 +26,9 @@ What the program reads each call, and what it freezes:
   constant of the program, as in `jax.jit`.
 - Anything that would freeze a value computed from traced data into the program is an error
   while tracing (`TraceError`): `.item()`, `float()`, `bool()`, `.numpy()`, `np.asarray()` of a
-  traced tensor, and NumPy calls on `.data` of traced tensors outside a recorded operation
-  (including inside a derivative rule: every array operation there must be an operation).
+  traced tensor, NumPy calls on `.data` of traced tensors outside a recorded operation
+  (including inside a derivative rule: every array operation there must be an operation), and
+  an array a rule wraps as a Tensor itself (say, a mask its forward kept).
 
 Storage. Compiling rebinds each parameter's `.data` to a view into one flat array per dtype
 (values copied once; rebinding `.data` later is noticed and copied in), so that `step.sgd(lr)`
@@ -150,6 +151,8 @@ class _Tracer:
         self.made_from: dict[int, int] = {}  # id(Tensor made from an array argument) -> index
         self.keep: list[Tensor] = []  # keeps ids stable while tracing
         self.gradient_of: dict[int, Tensor] = {}  # id(gradient Tensor) -> the tensor it is of
+        self.outputs: set[int] = set()  # ids of the recorded operations' results
+        self.seen: set[int] = set()  # ids of the leaves operations have read so far
 
     def poison(self, t: Tensor) -> None:
         data = t._data
@@ -158,7 +161,21 @@ class _Tracer:
             t._data = data.view(_Traced)
 
     def record(self, fn: Function, inputs: tuple[Tensor, ...], out: Tensor) -> None:
+        rule = _mode.rule
+        for t in inputs:
+            if t._ctx is not None or id(t) in self.outputs or id(t) in self.seen:
+                continue
+            if rule is not None and t._data.ndim > 0:
+                # made inside a derivative rule from plain NumPy (say, a mask kept by forward)
+                raise TraceError(
+                    f"compile: the rule of {rule} used an array of shape {t.shape} that no "
+                    f"recorded operation computed, while tracing {self.name}; it would be frozen "
+                    "into the program. Compute it in the rule with Tensor operations"
+                )
+            self.seen.add(id(t))
+            self.keep.append(t)
         self.nodes.append((fn, inputs, out))
+        self.outputs.add(id(out))
         self.poison(out)
 
     def refuse(self, tensor: Tensor, what: str) -> None:
