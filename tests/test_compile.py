@@ -754,6 +754,8 @@ def test_source_names_the_tutorial_quantities():
         assert line in fused, line
     composed = fnn.derive("composed")
     assert "out=A2" in composed and "out=dZ2" in composed and "return cost" in composed
+    # 1 − A2 appears in the cost and in sigmoid's rule: computed once, the same bits
+    assert composed.count("subtract(one, A2, out=") == 1
 
 
 def readme_block(name: str) -> str:

@@ -747,6 +747,7 @@ class _Lowering:
 
         # 1. what each operation becomes
         plan: list[_Line] = []
+        computed: dict[tuple, _Value] = {}
         for fn, inputs, out in nodes:
             ins = [self.values[id(t)] if id(t) in produced else self.leaf(t) for t in inputs]
             data = self.data_of(out)
@@ -768,6 +769,9 @@ class _Lowering:
                     entry = lowering[1]
                     if entry[3] == 0 or all(x.order == "C" for x in ins):
                         kind = "buf"
+                        same = computed.setdefault(self._computation(fn, ins, v), v)
+                        if same is not v:  # computed before from the same operands: same bits
+                            kind, v.kind, v.base = "alias", "alias", [same]
                 if kind == "fresh":
                     v.kind, v.base = "fresh", [x for x in ins if x.kind != "const"]
             self.values[id(out)] = v
@@ -982,6 +986,19 @@ class _Lowering:
     def _value(self, t: Tensor) -> _Value:
         v = self.values.get(id(t))
         return v if v is not None else self.leaf(t)
+
+    @staticmethod
+    def _computation(fn: Function, ins: list[_Value], v: _Value) -> tuple:
+        """What identifies a table operation's result: the operation, its parameters and its
+        operands (small constants by value, since each use of a number makes its own)."""
+        operands = tuple(
+            (x.dtype.str, x.shape, x.array.tobytes())
+            if x.kind == "const" and x.array is not None and x.array.size <= 16
+            else id(x)
+            for x in ins
+        )
+        settings = tuple(sorted((k, repr(a)) for k, a in vars(fn).items()))
+        return (type(fn), settings, operands, v.shape, v.dtype.str, v.order)
 
     @staticmethod
     def _folded(fn: Function, ins: list[_Value], v: _Value) -> _Value | None:
