@@ -739,6 +739,19 @@ def test_sgd_uses_the_gradient_in_grad_even_if_replaced():
     assert np.array_equal(w.data, A - 0.5)
 
 
+def test_sgd_refuses_parameters_a_live_graph_needs():
+    w = Tensor(A, requires_grad=True)
+    step = compile(lambda: (w * w).sum())
+    step()
+    pending = (w * 2.0).sum()  # recorded, not yet back-propagated: w's data is locked
+    with pytest.raises(RuntimeError, match="read-only"):
+        step.sgd(0.1)
+    assert np.array_equal(w.data, A)
+    pending.backward()
+    step.sgd(0.1)
+    assert np.array_equal(w.data, A - 0.1 * (2 * A + 2.0))  # .grad now holds both gradients
+
+
 def test_source_names_the_tutorial_quantities():
     fused = fnn.derive("fused")
     for line in (

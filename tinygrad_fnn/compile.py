@@ -582,9 +582,10 @@ class _Program:
             store = stores[s]
             if store.params[i].grad is not store.grads[i]:
                 return False
+        locks = engine._locks  # arrays a live recorded graph needs (usually none)
         for store in stores:
-            for p in store.params:
-                if not p._data.flags.writeable:
+            for p in store.params if locks else ():
+                if id(p._data) in locks:
                     raise RuntimeError(
                         f"sgd: the data of {_describe(p)} is read-only: a recorded graph still "
                         "needs it; call backward() on that graph first"
