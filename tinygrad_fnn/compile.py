@@ -679,10 +679,15 @@ class _Lowering:
         self.values: dict[int, _Value] = {}
         self.namespace: dict[str, Any] = dict(_NUMPY_NAMES)
         self.namespace["ignore_overflow"] = _IgnoreOverflow()
-        self.head: list[str] = []
         self.old_grads: dict[int, tuple[int, int]] = {}
         self.scalars: dict[tuple, _Value] = {}
         self.constant_names: list[str] = []
+        # set while lowering: names in use, and what the emitters' `h.tmp()` draws from
+        self.taken: set[str] = set()
+        self.fallback: Callable[[str], str] = str
+        self.scratch: list[np.ndarray] = []
+        self.operand: _Value | None = None
+        self.take: Callable[..., np.ndarray] = np.empty
 
     def data_of(self, t: Tensor) -> np.ndarray:
         return self.plain.get(id(t), t._data)
