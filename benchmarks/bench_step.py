@@ -1,9 +1,12 @@
 """One training step of the tutorial network: the engine against hand-written NumPy (and peers).
 
 A step is forward, cost, gradients and the gradient-descent update. The hand-written step is
-`manual.train_step`, the tutorial's own code. The two run interleaved in one process, so that
-both see the same machine load; the table gives median times, their ratio, the fraction of the
-matrix-multiply bound each step reaches, and peak memory (tracemalloc) at each size.
+`manual.train_step`, the tutorial's own code; "engine" is the eager engine (`fnn.train_step`),
+"compiled" the same step through `compile` (fused loss), "composed" through `compile` with the
+tutorial's composed cost. All run interleaved in one process, so that they see the same machine
+load; the table gives median times, the median of each round's ratio to the hand step, the
+fraction of the matrix-multiply bound each step reaches, and peak memory (tracemalloc) at each
+size; for the compiled step also the buffers it holds between calls, allocated once.
 
 Peers join the table when importable (none is a dependency): PyTorch eager, HIPS autograd,
 jax.jit, and micrograd at the XOR size.
@@ -61,6 +64,28 @@ def engine_step(n_x, h, m, dtype) -> Callable[[], None]:
         fnn.train_step(X, Y, params, optimizer, "fused")
 
     return step
+
+
+def compiled_step(n_x, h, m, dtype, loss: str = "fused") -> Callable[[], None]:
+    """The engine's step through `compile`: generated NumPy code, the eager engine's bits."""
+    X, Y = data(n_x, m, dtype)
+    X, Y = fnn.as_tensor(X, dtype, "X"), fnn.as_tensor(Y, dtype, "Y")
+    params = fnn.initialize_parameters(n_x, h, seed=0, dtype=dtype)
+    step = fnn.compiled_step(X, Y, params, loss)
+    grads = list(params.values())
+
+    def run() -> None:
+        for p in grads:
+            p.grad = None
+        step()
+        step.sgd(LR)
+
+    return run
+
+
+def composed_step(n_x, h, m, dtype) -> Callable[[], None]:
+    """The compiled step with the tutorial's composed cost (sigmoid, then log)."""
+    return compiled_step(n_x, h, m, dtype, "composed")
 
 
 def torch_step(n_x, h, m, dtype):
@@ -232,6 +257,14 @@ def peak_memory(make: Callable[..., Callable[[], None]], *shape) -> int:
     return peak - base
 
 
+def held_memory(n_x: int, h: int, m: int, dtype) -> int:
+    """Bytes the compiled step keeps between calls (its buffers, allocated once)."""
+    X, Y = (fnn.as_tensor(a, dtype) for a in data(n_x, m, dtype))
+    step = fnn.compiled_step(X, Y, fnn.initialize_parameters(n_x, h, seed=0, dtype=dtype), "fused")
+    step()
+    return step.nbytes
+
+
 def gemm_rate(dtype) -> float:
     """FLOP/s of one large matrix product in this process: the ceiling for the big sizes."""
     a = np.random.default_rng(0).standard_normal((1024, 1024)).astype(dtype)
@@ -256,7 +289,7 @@ def budget(n_x: int, h: int, m: int, quick: bool) -> tuple[int, int]:
         return (3, 1) if quick else (9, 1)
     if work > 1e7:
         return (5, 3) if quick else (15, 5)
-    return (7, 50) if quick else (25, 200)
+    return (7, 50) if quick else (61, 50)
 
 
 def run(sizes: list[str], dtypes: list[str], peers: list[str], quick: bool) -> list[dict]:
@@ -267,7 +300,13 @@ def run(sizes: list[str], dtypes: list[str], peers: list[str], quick: bool) -> l
         for size in sizes:
             n_x, h, m = SIZES[size]
             repeats, inner = budget(n_x, h, m, quick)
-            contenders = {"hand": hand_step, "engine": engine_step, **available_peers(peers)}
+            contenders = {
+                "hand": hand_step,
+                "engine": engine_step,
+                "compiled": compiled_step,
+                "composed": composed_step,
+                **available_peers(peers),
+            }
             steps = {}
             for name, make in contenders.items():
                 step = make(n_x, h, m, dtype)
@@ -286,13 +325,20 @@ def run(sizes: list[str], dtypes: list[str], peers: list[str], quick: bool) -> l
                 "size": size,
                 "shape": (n_x, h, m),
                 "median": medians,
-                "ratio": {k: v / medians["hand"] for k, v in medians.items()},
+                # each round's ratio to the hand step timed beside it, then the median: load
+                # on the shared machine comes and goes, and hits both sides of one round alike
+                "ratio": {
+                    k: statistics.median(a / b for a, b in zip(t, times["hand"]))
+                    for k, t in times.items()
+                },
                 "bound": {k: bound / v for k, v in medians.items()},
             }
             if size in ("large", "medium") or not quick:
                 row["memory"] = {
                     "hand": peak_memory(hand_step, n_x, h, m, dtype),
                     "engine": peak_memory(engine_step, n_x, h, m, dtype),
+                    "compiled": peak_memory(compiled_step, n_x, h, m, dtype),
+                    "held": held_memory(n_x, h, m, dtype),
                 }
             rows.append(row)
             print(format_row(row), flush=True)
@@ -307,8 +353,9 @@ def _time(seconds: float) -> str:
 
 def header(peers: list[str]) -> str:
     cols = ["dtype", "size (n_x, h, m)", "hand NumPy", "engine", "engine ÷ hand"]
+    cols += ["compiled", "compiled ÷ hand", "compiled, composed ÷ hand"]
     cols += [f"{p} ÷ hand" for p in peers]
-    cols += ["bound: hand", "bound: engine", "peak MiB hand / engine"]
+    cols += ["bound: hand", "bound: compiled", "peak MiB hand / engine / compiled (+ held)"]
     return "| " + " | ".join(cols) + " |\n|" + "---|" * 2 + "--:|" * (len(cols) - 2)
 
 
@@ -317,8 +364,8 @@ def format_row(row: dict) -> str:
     peers = row["peers"]
     memory = row.get("memory")
     mem = (
-        f"{memory['hand'] / 2**20:.3g} / {memory['engine'] / 2**20:.3g} "
-        f"({memory['engine'] / max(memory['hand'], 1):.2f}×)"
+        " / ".join(f"{memory[k] / 2**20:.3g}" for k in ("hand", "engine", "compiled"))
+        + f" (+ {memory['held'] / 2**20:.3g})"
         if memory
         else "–"
     )
@@ -327,10 +374,13 @@ def format_row(row: dict) -> str:
         f"{row['size']} {row['shape']}",
         _time(med["hand"]),
         _time(med["engine"]),
-        f"**{ratio['engine']:.2f}**",
+        f"{ratio['engine']:.2f}",
+        _time(med["compiled"]),
+        f"**{ratio['compiled']:.2f}**",
+        f"**{ratio['composed']:.2f}**",
         *[f"{ratio[p]:.2f}" if p in ratio else "–" for p in peers],
         f"{bound['hand']:.0%}",
-        f"{bound['engine']:.0%}",
+        f"{bound['compiled']:.0%}",
         mem,
     ]
     return "| " + " | ".join(cells) + " |"

@@ -2,6 +2,7 @@
 network that it exists to explain."""
 
 from tinygrad_fnn.compare import compare_gradients
+from tinygrad_fnn.compile import TraceError, compile
 from tinygrad_fnn.engine import (
     AnomalyError,
     Function,
@@ -29,8 +30,10 @@ __all__ = [
     "GradcheckError",
     "ShapeError",
     "Tensor",
+    "TraceError",
     "binary_cross_entropy",
     "compare_gradients",
+    "compile",
     "binary_cross_entropy_with_logits",
     "cat",
     "concatenate",

@@ -169,6 +169,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=100,
         help="print the cost every N epochs (default 100; 0: never)",
     )
+    train.add_argument(
+        "--eager",
+        action="store_true",
+        help="run each step through the eager engine instead of the compiled step (same bits)",
+    )
     train.add_argument("--save", type=Path, help="write the trained parameters to this .npz")
     train.add_argument(
         "--plot",
@@ -185,6 +190,13 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument(
         "--batch", type=_positive_int, default=256, help="examples to use (default 256)"
     )
+
+    derive = sub.add_parser(
+        "derive", help="print the backpropagation code the engine generates for the network"
+    )
+    derive.add_argument("--loss", choices=fnn.LOSSES, default="fused")
+    derive.add_argument("--m", type=_positive_int, default=4, help="examples in the batch")
+    derive.add_argument("--dtype", choices=("float64", "float32"), default="float64")
 
     predict = sub.add_parser("predict", help="classify with a saved parameters file")
     predict.add_argument("params", type=Path, help="a file written by 'train --save'")
@@ -361,6 +373,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                 print_every=args.print_every,
                 callback=_progress(epochs),
                 activation=args.activation,
+                compiled=not args.eager,
             )
     except fnn.NonFiniteCostError as e:
         raise CliError(f"training stopped at {e}") from None
@@ -429,6 +442,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
     _, params = _network(args, ds)
     losses = fnn.LOSSES if args.loss == "both" else (args.loss,)
     _print_comparisons(X, Y, params, losses, args.activation)
+    return 0
+
+
+def cmd_derive(args: argparse.Namespace) -> int:
+    _check_memory(2, 4, args.m, np.dtype(args.dtype).itemsize)
+    print(fnn.derive(args.loss, args.m, args.dtype), end="")
     return 0
 
 
@@ -591,6 +610,7 @@ def _draw(make_pictures) -> None:
 COMMANDS = {
     "train": cmd_train,
     "compare": cmd_compare,
+    "derive": cmd_derive,
     "predict": cmd_predict,
     "graph": cmd_graph,
     "demo": cmd_demo,

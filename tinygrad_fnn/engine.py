@@ -312,6 +312,8 @@ class Tensor:
         self.name = name
         self._ctx: Function | None = None
         self._retains_grad = False
+        if _mode.tracer is not None:
+            _mode.tracer.made(self, data)  # `compile` binds a tensor made from an argument
 
     @staticmethod
     def _wrap(data: np.ndarray) -> Tensor:
@@ -438,7 +440,8 @@ class Tensor:
 
     def detach(self) -> Tensor:
         """The same data as a constant: no history, no gradient."""
-        return Tensor._wrap(self._shared())
+        self._shared()
+        return Detach()(self)
 
     def retain_grad(self) -> Tensor:
         """Keep `.grad` on this intermediate after backward (leaves keep theirs anyway)."""
@@ -1027,6 +1030,8 @@ def _backprop(
                     "first backward; pass retain_graph=True to that call to keep it"
                 )
             z = fn.out()
+            if mode.tracer is not None:
+                mode.tracer.gradient(z, g)  # `compile` names the gradient after z
             if z._retains_grad or (wanted and z in wanted):
                 _deliver(z, g, wanted)
             parents = fn.parents
@@ -1041,7 +1046,7 @@ def _backprop(
                 input_grads = fn.backward(g, z, *parents)
             mode.rule = None
             for t, tg, need in zip(parents, input_grads, fn.needs_grad):
-                if not need:
+                if not need or tg is None:  # None: this input has no derivative
                     continue
                 if tg._data.shape != t._data.shape:
                     tg = unbroadcast(tg, t._data.shape, fn)
@@ -1295,6 +1300,7 @@ from tinygrad_fnn.ops import (  # noqa: E402
     Clip,
     Concatenate,
     Cumsum,
+    Detach,
     Div,
     Equal,
     Erf,

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_fnn import datasets, manual
+from tinygrad_fnn.compile import Compiled, compile
 from tinygrad_fnn.engine import Tensor, no_grad
 from tinygrad_fnn.losses import (
     binary_cross_entropy,
@@ -228,6 +229,42 @@ def train_step(
     return cost
 
 
+def compiled_step(
+    X: Tensor, Y: Tensor, parameters: dict[str, Tensor], loss: str, activation: str = "relu"
+) -> Compiled:
+    """`train_step`'s forward pass and cost, compiled (see `compile`): each call runs forward,
+    cost and backward as generated NumPy code, bit-identical to the eager engine."""
+
+    def cost() -> Tensor:
+        if loss == "fused":
+            return cost_of(forward_logits(X, parameters, activation), Y, loss)
+        return cost_of(forward_propagation(X, parameters, activation)[1], Y, loss)
+
+    return compile(cost)
+
+
+def derive(loss: str = "fused", m: int = 4, dtype: Any = np.float64) -> str:
+    """The backpropagation code the engine derives for the tutorial network: the source that
+    `compile` generates for one training step (2 features, 4 hidden units, m examples)."""
+    if loss not in LOSSES:
+        raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    rng = np.random.default_rng(0)
+    X = as_tensor(rng.standard_normal((2, m)), dtype, "X")
+    Y = as_tensor((rng.uniform(size=(1, m)) > 0.5).astype(np.float64), dtype, "Y")
+    step = compiled_step(X, Y, initialize_parameters(2, 4, seed=0, dtype=dtype), loss)
+    step()
+    return step.source
+
+
+def _compiled_train_step(step: Compiled, optimizer: SGD, loss: str) -> Tensor:
+    """One epoch through the compiled step: the update comes after the cost is checked."""
+    optimizer.zero_grad()
+    cost = step()
+    _check_cost(cost, loss)
+    step.sgd(optimizer.lr)
+    return cost
+
+
 def train(
     X: Any,
     Y: Any,
@@ -239,20 +276,26 @@ def train(
     log: Callable[[str], None] = print,
     callback: Callable[[int, float], None] | None = None,
     activation: str = "relu",
+    compiled: bool = True,
 ) -> list[float]:
     """Full-batch gradient descent, printing the cost every `print_every` epochs as the tutorial
     does (never when it is 0 or None); returns the cost before each epoch's update.
     `callback(epoch, cost)` runs each epoch. A cost that turns nan or infinite stops training at
-    once with `NonFiniteCostError`, naming the epoch, before that epoch's update."""
+    once with `NonFiniteCostError`, naming the epoch, before that epoch's update. The step is
+    compiled (`compile`) unless `compiled=False`; the costs and parameters are the same bits."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
     dtype = parameters["W1"].dtype
     X, Y = as_tensor(X, dtype, "X"), as_tensor(Y, dtype, "Y")
     optimizer = SGD(parameters, learning_rate)
+    step = compiled_step(X, Y, parameters, loss, activation) if compiled else None
     costs = []
     for epoch in range(epochs):
         try:
-            cost = train_step(X, Y, parameters, optimizer, loss, activation).item()
+            if step is None:
+                cost = train_step(X, Y, parameters, optimizer, loss, activation).item()
+            else:
+                cost = _compiled_train_step(step, optimizer, loss).item()
         except NonFiniteCostError as e:
             raise NonFiniteCostError(f"epoch {epoch}: {e}") from None
         costs.append(cost)

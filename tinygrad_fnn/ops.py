@@ -283,6 +283,16 @@ class BroadcastTo(Function):
         return g  # the backward walk sums it back to a's shape
 
 
+class Detach(Function):
+    """The same array, cut from the graph: no derivative flows through it (an operation, so
+    that a compiled step replays it)."""
+
+    op = "detach"
+
+    def forward(self, a):
+        return a
+
+
 class Cast(Function):
     op = "astype"
 
@@ -493,9 +503,22 @@ class Prod(_Reduction):
         moved = a.transpose(order)
         k = int(np.prod([a.shape[i] for i in axes]))
         rows = moved.reshape(moved.shape[: a.ndim - len(axes)] + (1, k))
-        grid = where(np.eye(k, dtype=bool), 1.0, rows)
+        grid = where(Eye(k)(), 1.0, rows)
         products = Prod((grid.ndim - 1,), False)(grid)
         return products.reshape(moved.shape).transpose(np.argsort(order).tolist())
+
+
+class Eye(Function):
+    """The k×k identity, as booleans: a constant that depends only on a shape, made by an
+    operation so that a compiled step replays it rather than freezing an array."""
+
+    op = "eye"
+
+    def __init__(self, k: int) -> None:
+        self.k = k
+
+    def forward(self):
+        return np.eye(self.k, dtype=bool)
 
 
 class Cumsum(Function):

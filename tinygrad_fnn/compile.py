@@ -1,0 +1,1291 @@
+"""`compile`: trace one training step, then replay it as generated straight-line NumPy code.
+
+`step = compile(fn)` makes `step(*args)` behave as `cost = fn(*args); cost.backward()`: it
+returns the cost and leaves the same gradients in `.grad`, bit for bit. The first call with a
+new signature runs `fn` and `backward` eagerly (that call IS the eager result) while a tracer
+records every operation, forward and backward; the record is then lowered, one line per
+operation, to a Python function over NumPy (`step.source`): outputs go into buffers allocated
+once (`out=`), a buffer is reused once its value is dead, views are built once, constants are
+folded, and each operation performs exactly the NumPy calls its own `forward` makes, so the
+results are the eager engine's to the last bit. Later calls with the same signature run that
+function: no Tensors, no graph, no backward walk.
+
+The signature (a new one traces again, as `jax.jit` does): the shapes, dtypes and strides of the
+Tensor and array arguments (dicts, lists and tuples of them are walked), the values of the other
+arguments, the identity of every Tensor the function captures (see below), which parameters have
+a `.grad` already (backward accumulates into it), and the grad mode. Under `detect_anomaly()`
+the step runs eagerly, so that an anomaly names its operation.
+
+What the program reads each call, and what it freezes:
+- Tensors passed as arguments, or captured through the names the function uses (its closure
+  cells and the globals it names, and one level into a dict, list, tuple or object found there),
+  are read afresh each call; replacing one with another Tensor traces again. Tensors that require
+  grad are the parameters: each one must be reachable this way (else tracing stops with an
+  error), since a parameter reached otherwise could be replaced without `compile` noticing.
+- Everything else the function makes (numbers, `Tensor(np.ones(...))`, random draws) is a
+  constant of the program, as in `jax.jit`.
+- Anything that would freeze a value computed from traced data into the program is an error
+  while tracing (`TraceError`): `.item()`, `float()`, `bool()`, `.numpy()`, `np.asarray()` of a
+  traced tensor, NumPy calls on `.data` of traced tensors outside a recorded operation
+  (including inside a derivative rule: every array operation there must be an operation), and
+  an array a rule wraps as a Tensor itself (say, a mask its forward kept).
+
+Storage. Compiling rebinds each parameter's `.data` to a view into one flat array per dtype
+(values copied once; rebinding `.data` later is noticed and copied in), so that `step.sgd(lr)`
+updates every parameter in two NumPy calls. Gradients left in `.grad` are read-only views into
+a flat gradient array that the next call reuses, unless something still holds the previous
+gradient Tensors: then the next call writes into fresh storage, so no gradient a caller kept is
+ever overwritten. The cost returned is a copy. A compiled function is not re-entrant; calls
+from several threads are serialised by a lock.
+"""
+
+from __future__ import annotations
+
+import builtins
+import functools
+import inspect
+import itertools
+import keyword
+import linecache
+import math
+import re
+import sys
+import threading
+import types
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from tinygrad_fnn import engine, losses, ops
+from tinygrad_fnn.engine import Function, Tensor, _describe, _mode
+
+__all__ = ["Compiled", "TraceError", "compile"]
+
+
+class TraceError(RuntimeError):
+    """Tracing met something that would freeze a data-dependent value into the program."""
+
+
+# ----- traced arrays: NumPy on them outside a recorded operation is an error
+
+
+def _inside_operation() -> bool:
+    """True when the caller runs under `Function.__call__` (an operation's `forward`)."""
+    frame = sys._getframe(2)
+    while frame is not None:
+        if frame.f_code in _ALLOWED_CODES:
+            return True
+        frame = frame.f_back
+    return False
+
+
+_ALLOWED_CODES = {Function.__call__.__code__, engine._check_finite.__code__}
+
+
+def _plain(x: Any) -> Any:
+    return x.view(np.ndarray) if isinstance(x, _Traced) else x
+
+
+def _escape(what: str) -> TraceError:
+    return TraceError(
+        f"compile: {what} on the data of a traced tensor, outside a recorded operation: the "
+        "result would be frozen into the compiled program. Compute it with Tensor operations "
+        "(inside a derivative rule too: every array operation there must be an operation), "
+        "or take values out after the compiled call"
+    )
+
+
+class _Traced(np.ndarray):
+    """The array of a traced tensor while `compile` traces: NumPy calls on it are allowed only
+    inside an operation's `forward`."""
+
+    def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if not _inside_operation():
+            raise _escape(f"np.{ufunc.__name__}")
+        if "out" in kwargs:
+            kwargs["out"] = tuple(_plain(o) for o in kwargs["out"])
+        return getattr(ufunc, method)(*[_plain(x) for x in inputs], **kwargs)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        if not _inside_operation():
+            raise _escape(f"np.{func.__name__}")
+        return super().__array_function__(func, types, args, kwargs)
+
+    def __getitem__(self, index: Any) -> Any:
+        if not _inside_operation():
+            raise _escape("indexing")
+        return super().__getitem__(index)
+
+    def _refuse(self, what: str) -> Any:
+        raise _escape(what)
+
+    def __float__(self) -> float:
+        return self._refuse("float()")
+
+    def __int__(self) -> int:
+        return self._refuse("int()")
+
+    def __bool__(self) -> bool:
+        return self._refuse("bool()")
+
+    def __index__(self) -> int:
+        return self._refuse("an index")
+
+    def item(self, *args: Any) -> Any:
+        return self._refuse(".item()")
+
+    def tolist(self) -> Any:
+        return self._refuse(".tolist()")
+
+
+# ----- the tracer: the hooks the engine calls while `_mode.tracer` is set
+
+
+class _Tracer:
+    def __init__(self, name: str, arg_arrays: dict[int, int]) -> None:
+        self.name = name
+        self.nodes: list[tuple[Function, tuple[Tensor, ...], Tensor]] = []
+        self.poisoned: list[tuple[Tensor, np.ndarray]] = []
+        self.arg_arrays = arg_arrays  # id(traced view of an array argument) -> its index
+        self.made_from: dict[int, int] = {}  # id(Tensor made from an array argument) -> index
+        self.keep: list[Tensor] = []  # keeps ids stable while tracing
+        self.gradient_of: dict[int, Tensor] = {}  # id(gradient Tensor) -> the tensor it is of
+        self.outputs: set[int] = set()  # ids of the recorded operations' results
+        self.seen: set[int] = set()  # ids of the leaves operations have read so far
+
+    def poison(self, t: Tensor) -> None:
+        data = t._data
+        if not isinstance(data, _Traced):
+            self.poisoned.append((t, data))
+            t._data = data.view(_Traced)
+
+    def record(self, fn: Function, inputs: tuple[Tensor, ...], out: Tensor) -> None:
+        rule = _mode.rule
+        for t in inputs:
+            if t._ctx is not None or id(t) in self.outputs or id(t) in self.seen:
+                continue
+            if rule is not None and t._data.ndim > 0:
+                # made inside a derivative rule from plain NumPy (say, a mask kept by forward)
+                raise TraceError(
+                    f"compile: the rule of {rule} used an array of shape {t.shape} that no "
+                    f"recorded operation computed, while tracing {self.name}; it would be frozen "
+                    "into the program. Compute it in the rule with Tensor operations"
+                )
+            self.seen.add(id(t))
+            self.keep.append(t)
+        self.nodes.append((fn, inputs, out))
+        self.outputs.add(id(out))
+        self.poison(out)
+
+    def refuse(self, tensor: Tensor, what: str) -> None:
+        raise TraceError(
+            f"compile: {what} on {_describe(tensor)} while tracing {self.name}: its value would "
+            "be frozen into the compiled program. Keep the computation in Tensor operations, "
+            "and read values from what the compiled call returns"
+        )
+
+    def made(self, tensor: Tensor, source: Any) -> None:
+        index = self.arg_arrays.get(id(source))
+        if index is not None:
+            self.made_from[id(tensor)] = index
+            self.keep.append(tensor)
+            self.poison(tensor)
+        elif isinstance(source, _Traced):
+            raise TraceError(
+                f"compile: Tensor(...) made from the data of a traced tensor while tracing "
+                f"{self.name}: it copies the values out of the graph, and they would be frozen "
+                "into the program; use the tensor itself (or .detach())"
+            )
+
+    def gradient(self, of: Tensor, g: Tensor) -> None:
+        self.keep.append(g)
+        self.gradient_of.setdefault(id(g), of)
+
+    def restore(self) -> None:
+        for t, data in reversed(self.poisoned):
+            t._data = data
+        self.poisoned.clear()
+
+
+# ----- finding the Tensors a function reads: arguments, closure, globals
+
+_SKIP = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type, types.MethodType)
+
+
+def _global_names(code: types.CodeType) -> list[str]:
+    names = list(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names.extend(_global_names(const))
+    return list(dict.fromkeys(names))
+
+
+def _walk_argument(x: Any, found: list, parts: list, depth: int = 0) -> None:
+    """Append the key of argument `x` to `parts` and its Tensors and arrays to `found`."""
+    kind = type(x)
+    if kind is Tensor:
+        found.append(x)
+        data = x._data
+        rg = x.requires_grad
+        parts.append((id(x) if rg else None, data.shape, data.dtype, data.strides, x.grad is None))
+    elif kind is np.ndarray:
+        found.append(x)
+        parts.append(("array", x.shape, x.dtype, x.strides))
+    elif kind in (dict, list, tuple) and depth < 4:
+        items = x.items() if kind is dict else enumerate(x)
+        parts.append((kind, len(x)))
+        for k, v in items:
+            if kind is dict:
+                parts.append(k)
+            _walk_argument(v, found, parts, depth + 1)
+    else:
+        try:
+            hash(x)
+        except TypeError:
+            raise TypeError(
+                f"compile: an argument of type {kind.__name__} is neither a Tensor, an array, a "
+                "dict, list or tuple of them, nor a hashable value that could key the program"
+            ) from None
+        parts.append((kind, x))
+
+
+_BUILTINS = set(dir(builtins))
+
+
+def _walk_captured(x: Any, found: list, parts: list) -> None:
+    """Key a captured value: a Tensor by identity, and by whether it has a `.grad` (a parameter)
+    or by its strides (the `.data` setter keeps shape and dtype); a dict, list, tuple or plain
+    object by the Tensors one level inside; anything else by identity."""
+    kind = type(x)
+    if kind is Tensor:
+        found.append(x)
+        parts.append((id(x), x.grad is None) if x.requires_grad else (id(x), x._data.strides))
+        return
+    if kind is dict:
+        values: Any = x.values()
+    elif kind is list or kind is tuple:
+        values = x
+    elif isinstance(x, _SKIP) or not hasattr(x, "__dict__"):
+        parts.append(id(x))
+        return
+    else:
+        values = vars(x).values()
+    parts.append(len(values))
+    for v in values:
+        if type(v) is Tensor:
+            found.append(v)
+            parts.append((id(v), v.grad is None) if v.requires_grad else (id(v), v._data.strides))
+
+
+# ----- lowering: one line of NumPy per operation
+
+
+def _forward_body(cls: type) -> str:
+    source = inspect.getsource(cls.__dict__["forward"])
+    return " ".join(line.strip() for line in source.splitlines()[1:] if line.strip())
+
+
+# An emitter writes the lines of one operation: `emit(fn, operands, out, h)`, where `h.tmp()`
+# names a scratch buffer of the first operand's shape and `h.k(number)` names a 0-d constant of
+# the operands' dtype (NumPy reads a Python number into that dtype, and a 0-d array is faster).
+
+
+def _unary(ufunc: str) -> Callable[..., list[str]]:
+    return lambda fn, a, o, h: [f"{ufunc}({a[0]}, out={o})"]
+
+
+def _binary(ufunc: str) -> Callable[..., list[str]]:
+    return lambda fn, a, o, h: [f"{ufunc}({a[0]}, {a[1]}, out={o})"]
+
+
+def _reduce(ufunc: str) -> Callable[..., list[str]]:
+    return lambda fn, a, o, h: [
+        f"{ufunc}.reduce({a[0]}, axis={fn.axes!r}, keepdims={fn.keepdims!r}, out={o})"
+    ]
+
+
+def _relu(fn: Function, a: list[str], o: str, h: Any) -> list[str]:
+    return [f"maximum({a[0]}, {h.k(0)}, out={o})"]
+
+
+def _sigmoid(fn: Function, a: list[str], o: str, h: Any) -> list[str]:
+    return [
+        "with ignore_overflow:",
+        f"    negative({a[0]}, out={o})",
+        f"    exp({o}, out={o})",
+        f"    add({h.k(1)}, {o}, out={o})",
+        f"    divide({h.k(1)}, {o}, out={o})",
+    ]
+
+
+def _bce(fn: Function, a: list[str], o: str, h: Any) -> list[str]:
+    x, y = a
+    t1, t2 = h.tmp(), h.tmp()
+    return [
+        f"maximum({x}, {h.k(0)}, out={t1})",
+        f"multiply({x}, {y}, out={t2})",
+        f"subtract({t1}, {t2}, out={t1})",
+        f"absolute({x}, out={t2})",
+        f"negative({t2}, out={t2})",
+        f"exp({t2}, out={t2})",
+        f"log1p({t2}, out={t2})",
+        f"add({t1}, {t2}, out={t1})",
+        f"add.reduce({t1}, axis=None, out={o})",
+        f"divide({o}, {h.k(h.size)}, out={o})",
+    ]
+
+
+# op class -> (the body of its `forward` this lowering copies, emitter, may write over an input,
+# temporaries of the first input's shape). An op whose `forward` reads differently (it was
+# edited) falls back to calling that `forward`, so the table can never drift from the engine.
+_TABLE: dict[type, tuple[str, Callable[..., list[str]], bool, int]] = {
+    ops.Add: ("return a + b", _binary("add"), True, 0),
+    ops.Sub: ("return a - b", _binary("subtract"), True, 0),
+    ops.Mul: ("return a * b", _binary("multiply"), True, 0),
+    ops.Div: ("return a / b", _binary("divide"), True, 0),
+    ops.Neg: ("return -a", _unary("negative"), True, 0),
+    ops.Exp: ("return np.exp(a)", _unary("exp"), True, 0),
+    ops.Log: ("return np.log(a)", _unary("log"), True, 0),
+    ops.Tanh: ("return np.tanh(a)", _unary("tanh"), True, 0),
+    ops.ReLU: ("return np.maximum(a, 0)", _relu, True, 0),
+    ops.Sigmoid: (
+        'with np.errstate(over="ignore"): return 1 / (1 + np.exp(-a))',
+        _sigmoid,
+        False,
+        0,
+    ),
+    ops.MatMul: ("return np.matmul(a, b)", _binary("matmul"), False, 0),
+    ops.Sum: (
+        "return np.add.reduce(a, axis=self.axes, keepdims=self.keepdims)",
+        _reduce("add"),
+        False,
+        0,
+    ),
+    ops.Max: (
+        "return np.max(a, axis=self.axes, keepdims=self.keepdims)",
+        _reduce("maximum"),
+        False,
+        0,
+    ),
+    ops.Cast: (
+        "return a.astype(self.dtype)",
+        lambda fn, a, o, h: [f'copyto({o}, {a[0]}, casting="unsafe")'],
+        False,
+        0,
+    ),
+    ops.Less: ("return a < b", _binary("less"), True, 0),
+    ops.LessEqual: ("return a <= b", _binary("less_equal"), True, 0),
+    ops.Greater: ("return a > b", _binary("greater"), True, 0),
+    ops.GreaterEqual: ("return a >= b", _binary("greater_equal"), True, 0),
+    ops.Equal: ("return a == b", _binary("equal"), True, 0),
+    ops.NotEqual: ("return a != b", _binary("not_equal"), True, 0),
+    losses.BCEWithLogits: (
+        "loss = np.maximum(a, 0) - a * y + np.log1p(np.exp(-np.abs(a))) "
+        "return np.asarray(np.add.reduce(loss, axis=None) / loss.size, dtype=a.dtype)",
+        _bce,
+        False,
+        2,
+    ),
+}
+_VIEWS = {
+    ops.Reshape: ("return a.reshape(self.shape)", lambda fn, a: f"{a}.reshape({fn.shape!r})"),
+    ops.Transpose: ("return a.transpose(self.axes)", lambda fn, a: f"{a}.transpose({fn.axes!r})"),
+    ops.BroadcastTo: (
+        "return np.broadcast_to(a, self.shape)",
+        lambda fn, a: f"broadcast_to({a}, {fn.shape!r})",
+    ),
+}
+
+
+# These forwards combine arrays with Python numbers; the lowering passes 0-d arrays of the
+# operand's dtype instead, which gives the same result type only under NEP 50 (NumPy 2).
+_PYTHON_NUMBERS = {ops.ReLU, ops.Sigmoid, losses.BCEWithLogits}
+_NEP50 = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+
+
+@functools.cache
+def _lowering(cls: type) -> tuple[str, Any] | None:
+    """('op', entry) or ('view', entry) when `cls`'s forward is the one the table copies."""
+    if cls in _PYTHON_NUMBERS and not _NEP50:
+        return None
+    for kind, table in (("op", _TABLE), ("view", _VIEWS)):
+        entry = table.get(cls)
+        if entry is not None:
+            try:
+                same = "forward" in cls.__dict__ and _forward_body(cls) == entry[0]
+            except (OSError, TypeError):
+                same = False
+            return (kind, entry) if same else None
+    return None
+
+
+class _IgnoreOverflow:
+    """`with np.errstate(over="ignore"):` at a fifth of its cost, as one reusable object: the
+    error state is made once per surrounding state and set through NumPy's context variable."""
+
+    def __init__(self) -> None:
+        self.made: dict[Any, Any] = {}
+        self.tokens: list[Any] = []
+
+    def __enter__(self) -> None:
+        if _EXTOBJ is None:  # pragma: no cover - NumPy 1.x: the public, slower way
+            state = np.errstate(over="ignore")
+            state.__enter__()
+            self.tokens.append(state)
+            return
+        current = _EXTOBJ.get()
+        extobj = self.made.get(current)
+        if extobj is None:
+            if len(self.made) > 8:  # error states come and go (an errstate block each call)
+                self.made.clear()
+            extobj = self.made[current] = _make_extobj(over="ignore")
+        self.tokens.append(_EXTOBJ.set(extobj))
+
+    def __exit__(self, *exc: object) -> None:
+        token = self.tokens.pop()
+        if _EXTOBJ is None:  # pragma: no cover
+            token.__exit__(*exc)
+        else:
+            _EXTOBJ.reset(token)
+
+
+try:  # NumPy 2: the error state lives in a context variable
+    from numpy._core._ufunc_config import _extobj_contextvar as _EXTOBJ
+    from numpy._core._ufunc_config import _make_extobj
+except ImportError:  # pragma: no cover
+    _EXTOBJ = None
+
+
+_NUMPY_NAMES = {
+    name: getattr(np, name)
+    for name in (
+        "add subtract multiply divide negative exp log tanh maximum matmul copyto absolute "
+        "log1p less less_equal greater greater_equal equal not_equal broadcast_to asarray"
+    ).split()
+}
+
+
+class _Value:
+    """One array of the program: where it comes from and the name it has in the source."""
+
+    __slots__ = ("name", "kind", "shape", "dtype", "order", "literal", "array", "base", "last")
+
+    def __init__(self, kind: str, data: np.ndarray) -> None:
+        self.kind = kind  # input, param, const, buf, view, fresh, alias
+        self.shape = data.shape
+        self.dtype = data.dtype
+        self.order = "C" if data.flags.c_contiguous else "F" if data.flags.f_contiguous else None
+        self.name = ""
+        self.literal: str | None = None  # for an input: the expression that reads it
+        self.array: np.ndarray | None = None  # a constant or a buffer
+        self.base: list[_Value] = []  # values this one shares memory with
+        self.last = -1
+
+    @property
+    def stable(self) -> bool:
+        """Whether the array is the same object at every call (so views of it can be built once)."""
+        if self.kind in ("view", "alias"):
+            return all(b.stable for b in self.base)
+        return self.kind in ("param", "const", "buf")
+
+
+class _Line:
+    """One traced operation and what it becomes in the program."""
+
+    __slots__ = ("kind", "fn", "ins", "v", "entry", "out")
+
+    def __init__(self, kind: str, fn: Function, ins: list, v: _Value, entry: Any, out: Tensor):
+        self.kind = kind  # const, alias, view, fresh (its own forward) or buf (a table lowering)
+        self.fn, self.ins, self.v, self.entry, self.out = fn, ins, v, entry, out
+
+
+class _FlatStore:
+    """Parameters of one dtype as views into one flat array, and their gradients likewise."""
+
+    def __init__(self, params: list[Tensor]) -> None:
+        self.params = params
+        dtype = params[0].dtype
+        sizes = [p.size for p in params]
+        self.flat = np.empty(sum(sizes), dtype)
+        self.offsets = np.cumsum([0, *sizes]).tolist()
+        self.views = [self._view(self.flat, i) for i in range(len(params))]
+        self.tmp = np.empty_like(self.flat)
+        for i in range(len(params)):
+            self.adopt(i)
+        self.new_gradients()
+
+    def _view(self, flat: np.ndarray, i: int) -> np.ndarray:
+        return flat[self.offsets[i] : self.offsets[i + 1]].reshape(self.params[i].shape)
+
+    def adopt(self, i: int) -> None:
+        """Copy parameter i's current values into the flat array and make its data a view."""
+        p, view = self.params[i], self.views[i]
+        if not p._data.flags.writeable and id(p._data) in engine._locks:
+            raise RuntimeError(
+                f"compile: cannot move {_describe(p)} into flat storage: a recorded graph still "
+                "needs its data; call backward() on that graph first"
+            )
+        np.copyto(view, p._data)
+        p._data = view
+
+    def new_gradients(self) -> None:
+        """Fresh gradient storage (zeros: a parameter no gradient reaches does not move)."""
+        self.gflat = np.zeros_like(self.flat)
+        self.gviews = [self._view(self.gflat, i) for i in range(len(self.params))]
+        readonly = [v.view() for v in self.gviews]
+        for v in readonly:
+            v.setflags(write=False)
+        self.grads = [Tensor._wrap(v) for v in readonly]
+
+
+class _Program:
+    """The generated function for one signature, its buffers and the parameters it updates."""
+
+    def __init__(self) -> None:
+        self.source = ""
+        self.run: Callable[..., np.ndarray] = lambda *a: np.empty(())
+        self.stores: list[_FlatStore] = []
+        self.namespace: dict[str, Any] = {}
+        self.pinned: list[tuple[str, int, int]] = []  # (name, store, index) of gradient views
+        self.delivered: list[tuple[int, int]] = []  # (store, index) of params given a gradient
+        self.param_lists: list[list[Tensor]] = []
+        self.cost_name: str | None = None
+
+    def check_storage(self) -> None:
+        for store in self.stores:
+            params, views = store.params, store.views
+            for i in range(len(params)):
+                if params[i]._data is not views[i]:
+                    store.adopt(i)
+
+    def check_gradients(self) -> None:
+        """Write into fresh gradient storage if a caller still holds the previous gradients."""
+        for s, store in enumerate(self.stores):
+            if _held(store.params, store.grads):
+                store.new_gradients()
+                for name, ps, i in self.pinned:
+                    if ps == s:
+                        self.namespace[name] = store.gviews[i]
+
+    def deliver(self) -> None:
+        stores = self.stores
+        for s, i in self.delivered:
+            store = stores[s]
+            store.params[i].grad = store.grads[i]
+
+    def sgd(self, lr: float) -> bool:
+        """The update over the flat storage; False (nothing done) if some `.grad` is no longer
+        the one this program delivered, so that the caller updates from `.grad` itself."""
+        stores = self.stores
+        for s, i in self.delivered:
+            store = stores[s]
+            if store.params[i].grad is not store.grads[i]:
+                return False
+        locks = engine._locks  # arrays a live recorded graph needs (usually none)
+        for store in stores:
+            for p in store.params if locks else ():
+                if id(p._data) in locks:
+                    raise RuntimeError(
+                        f"sgd: the data of {_describe(p)} is read-only: a recorded graph still "
+                        "needs it; call backward() on that graph first"
+                    )
+            np.multiply(store.gflat, lr, out=store.tmp)
+            np.subtract(store.flat, store.tmp, out=store.flat)
+        return True
+
+
+def _references(params: list[Tensor], grads: list[Tensor]) -> int:
+    """The most references any of `grads` has, not counting `p.grad`."""
+    most = 0
+    for p, g in zip(params, grads):
+        n = sys.getrefcount(g) - (p.grad is g)
+        if n > most:
+            most = n
+    return most
+
+
+class _Slot:
+    __slots__ = ("grad",)
+
+    def __init__(self) -> None:
+        self.grad = None
+
+
+# What `_references` counts for a gradient only its list holds (the loop's own references).
+_UNHELD = _references([_Slot()], [Tensor._wrap(np.zeros(1))])
+
+
+def _held(params: list[Tensor], grads: list[Tensor]) -> bool:
+    """Whether anything beyond `p.grad` still refers to one of the gradient Tensors."""
+    return _references(params, grads) > _UNHELD
+
+
+def _identifier(name: str | None, taken: set[str], fallback: str) -> str:
+    base = name if name and name.isidentifier() and not keyword.iskeyword(name) else fallback
+    if base in _NUMPY_NAMES or base in _RESERVED:
+        base += "_"
+    candidate, n = base, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{base}_{n}"
+    taken.add(candidate)
+    return candidate
+
+
+_RESERVED = {"inputs", "params", "ignore_overflow", "step", "np"}
+_PROGRAM_NUMBERS = itertools.count(1)
+
+
+def _constant(data: np.ndarray) -> _Value:
+    v = _Value("const", data)
+    v.array = np.array(data, copy=True, order="K")
+    v.array.setflags(write=False)
+    return v
+
+
+_NUMBER_NAMES = {0.0: "zero", 1.0: "one", -1.0: "minus_one", 2.0: "two", 0.5: "half"}
+
+
+def _constant_name(v: _Value) -> str | None:
+    if v.array is not None and v.array.ndim == 0 and v.dtype.kind == "f":
+        return _NUMBER_NAMES.get(float(v.array))
+    return None
+
+
+def _expr(v: _Value) -> str:
+    return v.literal if v.literal is not None else v.name
+
+
+def _all_ones(v: _Value) -> bool:
+    return v.kind == "const" and v.array is not None and bool(np.all(v.array == 1))
+
+
+class _Lowering:
+    """The traced operations of one call, turned into the source of a `_Program`."""
+
+    def __init__(self, tracer: _Tracer, found: list, stores: list[_FlatStore], fn_name: str):
+        self.tracer = tracer
+        self.found = found
+        self.stores = stores
+        self.fn_name = fn_name
+        self.found_index: dict[int, int] = {}
+        for k, t in enumerate(found):
+            self.found_index.setdefault(id(t), k)
+        self.param_slot = {
+            id(p): (s, i) for s, st in enumerate(stores) for i, p in enumerate(st.params)
+        }
+        self.plain = {id(t): data for t, data in tracer.poisoned}
+        self.values: dict[int, _Value] = {}
+        self.namespace: dict[str, Any] = dict(_NUMPY_NAMES)
+        self.namespace["ignore_overflow"] = _IgnoreOverflow()
+        self.old_grads: dict[int, tuple[int, int]] = {}
+        self.scalars: dict[tuple, _Value] = {}
+        self.constant_names: list[str] = []
+        # set while lowering: names in use, and what the emitters' `h.tmp()` draws from
+        self.taken: set[str] = set()
+        self.fallback: Callable[[str], str] = str
+        self.scratch: list[np.ndarray] = []
+        self.operand: _Value | None = None
+        self.take: Callable[..., np.ndarray] = np.empty
+
+    def data_of(self, t: Tensor) -> np.ndarray:
+        return self.plain.get(id(t), t._data)
+
+    def leaf(self, t: Tensor) -> _Value:
+        """The value of a tensor no traced operation produced."""
+        v = self.values.get(id(t))
+        if v is not None:
+            return v
+        data = self.data_of(t)
+        k = self.found_index.get(id(t))
+        if id(t) in self.param_slot:
+            s, i = self.param_slot[id(t)]
+            v = _Value("param", data)
+            v.array = self.stores[s].views[i]
+            v.name = t.name or ""
+        elif t.requires_grad and t._ctx is None:
+            raise TraceError(
+                f"compile: {_describe(t)} requires grad but is reached neither through the "
+                f"arguments of {self.fn_name} nor through the names it uses (closure cells, "
+                "globals, one container or object deep), so replacing it could not be noticed; "
+                "pass it as an argument or keep it in a dict the function reads"
+            )
+        elif k is not None:
+            v = _Value("input", data)
+            v.name = t.name or ""
+            get = "._data" if type(self.found[k]) is Tensor else ""
+            v.literal = f"inputs[{k}]{get}"  # replaced by its name once names are given
+        elif id(t) in self.tracer.made_from:
+            k = self.tracer.made_from[id(t)]
+            v = _Value("input", data)
+            v.name = t.name or ""
+            source = self.found[k]
+            get = "._data" if type(source) is Tensor else ""
+            array = source._data if type(source) is Tensor else source
+            v.literal = f"inputs[{k}]{get}"
+            if array.dtype != data.dtype or array.strides != data.strides:
+                v.kind = "convert"  # Tensor(x, dtype=...) converts, into a buffer made once
+                v.array = np.empty_like(data)
+        elif id(t) in self.old_grads:
+            s, i = self.old_grads[id(t)]
+            v = _Value("input", data)
+            v.name = f"d{self.stores[s].params[i].name or 'param'}_before"
+            v.literal = f"params[{s}][{i}].grad._data"
+        else:
+            v = _constant(data)
+        self.values[id(t)] = v
+        return v
+
+    def lower(self, cost: Tensor, finals: list[tuple[Tensor, tuple[int, int]]]) -> _Program:
+        tracer = self.tracer
+        produced = {id(out) for _, _, out in tracer.nodes}
+        needed = {id(cost)} | {id(g) for g, _ in finals}
+        nodes = []
+        for fn, inputs, out in reversed(tracer.nodes):
+            if id(out) in needed:
+                nodes.append((fn, inputs, out))
+                needed.update(id(t) for t in inputs)
+        nodes.reverse()
+        final_of = {}
+        for g, (s, i) in finals:
+            final_of.setdefault(id(g), (s, i))
+
+        # 1. what each operation becomes
+        plan: list[_Line] = []
+        computed: dict[tuple, _Value] = {}
+        for fn, inputs, out in nodes:
+            ins = [self.values[id(t)] if id(t) in produced else self.leaf(t) for t in inputs]
+            data = self.data_of(out)
+            lowering = _lowering(type(fn))
+            kind, entry = "fresh", None
+            if all(v.kind == "const" for v in ins):
+                v = _constant(data)
+                kind = "const"
+            else:
+                v = _Value("buf", data)
+                other = self._folded(fn, ins, v)
+                if other is not None:
+                    kind, v.kind, v.base = "alias", "alias", [other]
+                elif lowering is not None and lowering[0] == "view":
+                    if np.shares_memory(data, self.data_of(inputs[0])):
+                        kind, entry = "view", lowering[1]
+                        v.kind, v.base = "view", [ins[0]]
+                elif lowering is not None and v.order is not None:
+                    entry = lowering[1]
+                    if entry[3] == 0 or all(x.order == "C" for x in ins):
+                        kind = "buf"
+                        same = computed.setdefault(self._computation(fn, ins, v), v)
+                        if same is not v:  # computed before from the same operands: same bits
+                            kind, v.kind, v.base = "alias", "alias", [same]
+                if kind == "fresh":
+                    v.kind, v.base = "fresh", [x for x in ins if x.kind != "const"]
+            self.values[id(out)] = v
+            plan.append(_Line(kind, fn, ins, v, entry, out))
+
+        # 2. names: the tensors' own, the gradient's of a named tensor, else the operation's
+        taken: set[str] = set()
+        counters: dict[str, int] = {}
+        preferred: dict[int, str] = {}
+        for line in plan:
+            out, v = line.out, line.v
+            name = out.name
+            if name is None and id(out) in final_of:
+                s, i = final_of[id(out)]
+                name = "d" + (self.stores[s].params[i].name or f"param{i}")
+            if name is None and id(out) in tracer.gradient_of:
+                of = tracer.gradient_of[id(out)]
+                name = "d" + of.name if of.name else None
+            first = line.ins[0] if line.ins else None
+            source_name = first and (preferred.get(id(first)) or first.name)
+            if name is None and line.kind == "view" and source_name and line.fn.op == "transpose":
+                name = source_name + "T"
+            if name is not None:
+                preferred[id(v)] = name
+        for line in reversed(plan):  # an alias lends its name to the value it stands for
+            v = line.v
+            if line.kind == "alias" and id(v) in preferred and id(v.base[0]) not in preferred:
+                preferred[id(v.base[0])] = preferred[id(v)]
+        outputs = {id(line.v) for line in plan}
+        leaves = [v for v in self.values.values() if id(v) not in outputs]
+
+        def fallback(stem: str) -> str:
+            counters[stem] = counters.get(stem, 0) + 1
+            return f"{stem}{counters[stem]}"
+
+        self.taken, self.fallback = taken, fallback
+        for v in leaves:
+            if v.kind == "const":
+                self.name_constant(v)
+            else:
+                v.name = _identifier(v.name or None, taken, fallback("input"))
+        for line in plan:
+            if line.kind == "const":
+                self.name_constant(line.v)
+            elif line.kind != "alias":
+                line.v.name = _identifier(preferred.get(id(line.v)), taken, fallback(line.fn.op))
+        for line in plan:
+            if line.kind == "alias":
+                line.v.name = line.v.base[0].name
+
+        # 3. liveness: the last line that reads each value (views keep their base alive)
+        INF = len(plan) + 1
+        cost_v = self.values[id(cost)] if id(cost) in self.values else self.leaf(cost)
+        cost_v.last = INF
+        for g, _ in finals:
+            self._value(g).last = INF
+        for n, line in enumerate(plan):
+            for x in line.ins:
+                x.last = max(x.last, n)
+        for line in reversed(plan):
+            for b in line.v.base:
+                b.last = max(b.last, line.v.last)
+
+        # 4. buffers: the final gradients are written straight into the gradient storage
+        program = _Program()
+        program.stores = self.stores
+        pinned: dict[int, tuple[int, int]] = {}
+        for g, (s, i) in finals:
+            gv = self._value(g)
+            if gv.kind == "buf" and id(gv) not in pinned and gv is not cost_v:
+                pinned[id(gv)] = (s, i)
+                gv.kind = "pinned"  # its storage is swapped when a caller keeps a gradient
+        pool: dict[tuple, list[np.ndarray]] = {}
+        dies: dict[int, list[_Value]] = {}
+        for line in plan:
+            if line.kind == "buf" and line.v.last < INF:
+                dies.setdefault(line.v.last, []).append(line.v)
+
+        def take(shape: tuple, dtype: np.dtype, order: str) -> np.ndarray:
+            free = pool.get((shape, dtype, order))
+            return free.pop() if free else np.empty(shape, dtype, order=order)
+
+        def give(v: _Value) -> None:
+            pool.setdefault((v.shape, v.dtype, v.order), []).append(v.array)
+
+        body: list[str] = []
+        setup: list[str] = []
+        ns = self.namespace
+        for v in leaves:
+            if v.kind == "input":
+                body.append(f"{v.name} = {v.literal}")
+                v.literal = None
+            elif v.kind == "convert":
+                ns[v.name] = v.array
+                body.append(f'copyto({v.name}, {v.literal}, casting="unsafe")')
+                v.literal, v.kind = None, "buf"
+            elif v.kind in ("param", "const"):
+                ns[v.name] = v.array
+        given: set[int] = set()
+        helper = self
+        for n, line in enumerate(plan):
+            kind, fn, ins, v, entry = line.kind, line.fn, line.ins, line.v, line.entry
+            args = [_expr(x) for x in ins]
+            if kind == "const":
+                ns[v.name] = v.array
+            elif kind == "alias":
+                pass
+            elif kind == "view":
+                text = f"{v.name} = {self._view_source(fn, entry, args[0])}"
+                (setup if ins[0].stable else body).append(text)
+            elif kind == "fresh":
+                op_name = _identifier(f"{fn.op}_op", taken, "op")
+                ns[op_name] = fn
+                call = f"{op_name}.forward({', '.join(args)})"
+                body.append(f"{v.name} = {'asarray(' + call + ')' if not v.shape else call}")
+            else:
+                emit, aliasable = entry[1], entry[2]
+                if aliasable:
+                    for x in dies.get(n, []):
+                        if any(x is y for y in ins):
+                            give(x)
+                            given.add(id(x))
+                if id(v) in pinned:
+                    s, i = pinned[id(v)]
+                    v.array = self.stores[s].gviews[i]
+                    program.pinned.append((v.name, s, i))
+                else:
+                    v.array = take(v.shape, v.dtype, v.order)
+                ns[v.name] = v.array
+                helper.scratch, helper.operand = [], ins[0]
+                helper.take = take
+                body.extend(emit(fn, args, v.name, helper))
+                for array in helper.scratch:
+                    pool.setdefault((array.shape, array.dtype, "C"), []).append(array)
+            for x in dies.get(n, []):
+                if id(x) not in given:
+                    give(x)
+                    given.add(id(x))
+
+        # 5. the gradients not written in place, and the cost
+        for g, (s, i) in finals:
+            gv = self._value(g)
+            if pinned.get(id(gv)) != (s, i):
+                name = _identifier(f"d{self.stores[s].params[i].name or 'param'}", taken, "grad")
+                ns[name] = self.stores[s].gviews[i]
+                program.pinned.append((name, s, i))
+                body.append(f"copyto({name}, {_expr(gv)})")
+        body.append(f"return {cost_v.name}")
+
+        lines = [f"# generated by tinygrad_fnn.compile from {self.fn_name}"]
+        used = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", "\n".join(body + setup)))
+        notes = [self.describe_constant(n) for n in self.constant_names if n in used]
+        if notes:
+            lines += ["# constants: " + "; ".join(notes)]
+        if setup:
+            lines += ["# views made once, over buffers allocated once:", *setup, "", ""]
+        lines += ["def step(inputs, params):", *("    " + line for line in body)]
+        program.source = "\n".join(lines) + "\n"
+        filename = f"<compiled {self.fn_name} #{next(_PROGRAM_NUMBERS)}>"
+        lines = program.source.splitlines(keepends=True)
+        linecache.cache[filename] = (len(program.source), None, lines, filename)  # tracebacks
+        exec(builtins.compile(program.source, filename, "exec"), ns)  # noqa: S102
+        program.run = ns["step"]
+        program.namespace = ns
+        program.delivered = [slot for _, slot in finals]
+        program.cost_name = cost.name
+        return program
+
+    # ----- what the emitters ask for
+    def tmp(self) -> str:
+        """A scratch buffer of the first operand's shape and dtype, free again after the op."""
+        x = self.operand
+        array = self.take(x.shape, x.dtype, "C")
+        self.scratch.append(array)
+        name = _identifier("tmp", self.taken, "tmp")
+        self.namespace[name] = array
+        return name
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.operand.shape))
+
+    def k(self, number: float) -> str:
+        """The name of a 0-d constant `number` of the first operand's dtype."""
+        v = _constant(np.asarray(number, dtype=self.operand.dtype))
+        self.name_constant(v)
+        return v.name
+
+    def name_constant(self, v: _Value) -> None:
+        """Name a constant; equal 0-d constants of one dtype share one name."""
+        key = None
+        if v.array is not None and v.array.ndim == 0:
+            key = (v.array.tobytes(), v.dtype)
+            known = self.scalars.get(key)
+            if known is not None:
+                v.name, v.array = known.name, known.array
+                return
+        v.name = _identifier(_constant_name(v), self.taken, self.fallback("c"))
+        self.namespace[v.name] = v.array
+        if key is not None:
+            self.scalars[key] = v
+        self.constant_names.append(v.name)
+
+    def describe_constant(self, name: str) -> str:
+        array = self.namespace[name]
+        if array.ndim == 0:
+            return f"{name} = {array.item()!r}"
+        first = array.flat[0]
+        if np.all(array == first):
+            return f"{name} = {first.item()!r} in each element of a {array.shape} array"
+        return f"{name} = a {array.shape} array"
+
+    def _value(self, t: Tensor) -> _Value:
+        v = self.values.get(id(t))
+        return v if v is not None else self.leaf(t)
+
+    @staticmethod
+    def _computation(fn: Function, ins: list[_Value], v: _Value) -> tuple:
+        """What identifies a table operation's result: the operation, its parameters and its
+        operands (small constants by value, since each use of a number makes its own)."""
+        operands = tuple(
+            (x.dtype.str, x.shape, x.array.tobytes())
+            if x.kind == "const" and x.array is not None and x.array.size <= 16
+            else id(x)
+            for x in ins
+        )
+        settings = tuple(sorted((k, repr(a)) for k, a in vars(fn).items()))
+        return (type(fn), settings, operands, v.shape, v.dtype.str, v.order)
+
+    @staticmethod
+    def _folded(fn: Function, ins: list[_Value], v: _Value) -> _Value | None:
+        """The operand a multiplication or division by exactly 1.0 returns unchanged."""
+        kind = type(fn)
+        if kind is ops.Mul and _lowering(kind) is not None:
+            candidates = [(ins[0], ins[1]), (ins[1], ins[0])]
+        elif kind is ops.Div and _lowering(kind) is not None:
+            candidates = [(ins[0], ins[1])]
+        else:
+            return None
+        for keep, one in candidates:
+            same = keep.shape == v.shape and keep.dtype == v.dtype and keep.order is not None
+            if same and _all_ones(one):
+                return keep
+        return None
+
+    @staticmethod
+    def _view_source(fn: Function, entry: Any, a: str) -> str:
+        if type(fn) is ops.Transpose and fn.axes is None:
+            return f"{a}.T"
+        return entry[1](fn, a)
+
+
+# ----- the compiled function
+
+
+def _substitute(x: Any, arrays: list[np.ndarray], views: dict[int, int], counter: list[int]) -> Any:
+    """`x` with each array argument replaced by a traced view of it (same walk as the key)."""
+    kind = type(x)
+    if kind is Tensor:
+        counter[0] += 1
+        return x
+    if kind is np.ndarray:
+        view = x.view(_Traced)
+        views[id(view)] = counter[0]
+        arrays.append(view)
+        counter[0] += 1
+        return view
+    if kind in (dict, list, tuple):
+        items = [
+            (k, _substitute(v, arrays, views, counter))
+            for k, v in (x.items() if kind is dict else enumerate(x))
+        ]
+        if all(new is (x[k]) for k, new in items):
+            return x
+        return dict(items) if kind is dict else kind(new for _, new in items)
+    return x
+
+
+class Compiled:
+    """A function compiled by `compile`: call it as the function; `.source` is the program."""
+
+    def __init__(self, fn: Callable[..., Tensor], lr: float | None = None) -> None:
+        if not callable(fn):
+            raise TypeError(f"compile: expects a function, got {type(fn).__name__}")
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.lr = _check_lr(lr) if lr is not None else None
+        self.traces = 0  # how many times a call traced (a new signature)
+        self._programs: dict[tuple, _Program] = {}
+        self._last: _Program | None = None
+        self._eager_params: list[Tensor] | None = None
+        self._checked_lr: float | None = None
+        self._lock = threading.RLock()
+        func = getattr(fn, "__func__", fn)
+        code = getattr(func, "__code__", None)
+        self._cells = [c for c in (getattr(func, "__closure__", None) or ())]
+        self._globals = getattr(func, "__globals__", {})
+        names = _global_names(code) if code is not None else []
+        # Functions, classes and modules the code names are taken as they are now, as in jax.jit:
+        # rebinding one later is not noticed. Every other name is looked at on each call.
+        self._global_names = [
+            n
+            for n in names
+            if not isinstance(self._globals.get(n), _SKIP)
+            and n in self._globals
+            or n not in self._globals
+            and n not in _BUILTINS
+        ]
+        self._bound = getattr(fn, "__self__", None)
+        self._name = getattr(fn, "__qualname__", repr(fn))
+
+    MAX_PROGRAMS = 16
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes the last program holds between calls: its buffers, constants and gradient
+        storage (the parameters' own storage not counted: the eager engine holds that too)."""
+        if self._last is None:
+            return 0
+        owners: dict[int, np.ndarray] = {}
+        arrays = [v for v in self._last.namespace.values() if isinstance(v, np.ndarray)]
+        for store in self._last.stores:
+            arrays += [store.gflat, store.tmp]
+        params = {id(store.flat) for store in self._last.stores}
+        for a in arrays:
+            owner = a if a.base is None else a.base
+            if id(owner) not in params:
+                owners[id(owner)] = owner
+        return sum(a.nbytes for a in owners.values())
+
+    @property
+    def source(self) -> str:
+        """The generated program of the last call (Python over NumPy, one line per operation)."""
+        if self._last is None:
+            raise RuntimeError("compile: nothing is compiled before the first call")
+        return self._last.source
+
+    def _signature(self, args: tuple, kwargs: dict) -> tuple[tuple, list]:
+        found: list = []
+        parts: list = [_mode.grad_enabled]
+        for a in args:
+            _walk_argument(a, found, parts)
+        for k in sorted(kwargs):
+            parts.append(k)
+            _walk_argument(kwargs[k], found, parts)
+        parts.append(len(found))
+        for cell in self._cells:
+            try:
+                x = cell.cell_contents
+            except ValueError:  # a free variable not assigned yet
+                continue
+            if type(x) is Tensor:  # the common case, inline
+                found.append(x)
+                parts.append(
+                    (id(x), x.grad is None) if x.requires_grad else (id(x), x._data.strides)
+                )
+            else:
+                _walk_captured(x, found, parts)
+        g = self._globals
+        for name in self._global_names:
+            x = g.get(name)
+            if x is not None:
+                _walk_captured(x, found, parts)
+        if self._bound is not None:
+            _walk_captured(self._bound, found, parts)
+        if len({id(x) for x in found}) < len(found):  # one object in two places: read once
+            ids = [id(x) for x in found]
+            parts.append(tuple(ids.index(i) for i in ids))
+        return tuple(parts), found
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
+        mode = _mode
+        if mode.tracer is not None:
+            raise TraceError(
+                f"compile: {self._name} was called while another compiled function traces; "
+                "compiled functions do not nest (call the plain function inside)"
+            )
+        with self._lock:
+            if mode.anomaly:
+                return self._eager(args, kwargs)
+            key, found = self._signature(args, kwargs)
+            program = self._programs.get(key)
+            if program is None:
+                return self._trace(key, found, args, kwargs)
+            self._last = program
+            self._eager_params = None
+            program.check_storage()
+            program.check_gradients()
+            cost = program.run(found, program.param_lists)
+            program.deliver()
+            if self.lr is not None:
+                program.sgd(self.lr)  # the gradients are the ones just delivered
+        return _result(cost, program.cost_name)
+
+    def sgd(self, lr: float) -> None:
+        """p ← p − lr·p.grad for every parameter the last call gave a gradient, as `fnn.SGD`
+        does, in two NumPy calls per dtype over the flat storage."""
+        if lr != self._checked_lr:
+            self._checked_lr = _check_lr(lr)
+        with self._lock:
+            program = self._last
+            if self._eager_params is None and program is None:
+                raise RuntimeError("sgd: call the compiled function first")
+            if self._eager_params is None:
+                program.check_storage()
+                if program.sgd(lr):
+                    return
+            params = self._eager_params or [p for st in program.stores for p in st.params]
+            with engine.no_grad():  # as fnn.SGD: from whatever `.grad` holds now
+                for p in params:
+                    if p.grad is not None:
+                        p.data -= lr * p.grad.data
+
+    def _eager(self, args: tuple, kwargs: dict) -> Tensor:
+        """Under detect_anomaly: the plain function and backward, so an anomaly is named."""
+        _, found = self._signature(args, kwargs)
+        cost = self.fn(*args, **kwargs)
+        cost.backward()
+        params = [t for t in found if type(t) is Tensor and t.requires_grad]
+        self._eager_params = list({id(p): p for p in params}.values())
+        if self.lr is not None:
+            self.sgd(self.lr)
+        return cost
+
+    def _trace(self, key: tuple, found: list, args: tuple, kwargs: dict) -> Tensor:
+        self.traces += 1
+        params: dict[int, Tensor] = {}
+        for t in found:
+            if type(t) is Tensor and t.requires_grad:
+                if t._ctx is not None:
+                    raise TraceError(
+                        f"compile: {_describe(t)} reached by {self._name} is the result of a "
+                        "recorded operation, not a leaf; pass .detach() of it, or a parameter"
+                    )
+                params.setdefault(id(t), t)
+        groups: dict[np.dtype, list[Tensor]] = {}
+        for p in params.values():
+            groups.setdefault(p.dtype, []).append(p)
+        stores = [_FlatStore(group) for group in groups.values()]
+        before = {id(p): p.grad for p in params.values()}
+        traced_arrays: list[np.ndarray] = []
+        arg_views: dict[int, int] = {}
+        counter = [0]
+        targs = tuple(_substitute(a, traced_arrays, arg_views, counter) for a in args)
+        tkwargs = {
+            k: _substitute(kwargs[k], traced_arrays, arg_views, counter) for k in sorted(kwargs)
+        }
+        tracer = _Tracer(self._name, arg_views)
+        for k, t in enumerate(found):
+            if type(t) is Tensor and not isinstance(t._data, _Traced):
+                tracer.poison(t)
+                arg_views.setdefault(id(t._data), k)  # Tensor(t) reads t's data each call
+        _mode.tracer = tracer
+        try:
+            cost = self.fn(*targs, **tkwargs)
+            if not isinstance(cost, Tensor):
+                raise TypeError(
+                    f"compile: {self._name} must return the cost as a Tensor, "
+                    f"got {type(cost).__name__}"
+                )
+            cost.backward()
+        finally:
+            _mode.tracer = None
+            tracer.restore()
+        lowering = _Lowering(tracer, found, stores, self._name)
+        for s, store in enumerate(stores):
+            for i, p in enumerate(store.params):
+                if before[id(p)] is not None:
+                    lowering.old_grads[id(before[id(p)])] = (s, i)
+        finals = []
+        for s, store in enumerate(stores):
+            for i, p in enumerate(store.params):
+                if p.grad is not before[id(p)]:
+                    finals.append((p.grad, (s, i)))
+        program = lowering.lower(cost, finals)
+        program.param_lists = [store.params for store in stores]
+        for g, (s, i) in finals:
+            np.copyto(stores[s].gviews[i], g._data)
+        program.deliver()
+        if len(self._programs) >= self.MAX_PROGRAMS:
+            del self._programs[next(iter(self._programs))]
+        self._programs[key] = program
+        self._last, self._eager_params = program, None
+        if self.lr is not None:
+            program.sgd(self.lr)
+        return _result(cost._data, cost.name)
+
+
+def _result(cost: np.ndarray, name: str | None) -> Tensor:
+    out = Tensor._wrap(cost.copy())
+    out._data.setflags(write=False)
+    out.name = name
+    return out
+
+
+def _check_lr(lr: Any) -> float:
+    number = isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool)
+    if not number or not math.isfinite(lr):
+        raise ValueError(f"compile: lr must be a finite number, got {lr!r}")
+    return float(lr)
+
+
+def compile(fn: Callable[..., Tensor] | None = None, *, lr: float | None = None) -> Any:
+    """Compile `fn` (a function returning a scalar cost Tensor); usable as `@compile` too.
+
+    `compile(fn)(*args)` has the effect of `cost = fn(*args); cost.backward()` and returns the
+    cost; with `lr`, it then updates every parameter: `p ← p − lr·p.grad` (as `fnn.SGD`).
+    """
+    if fn is None:
+        return lambda f: Compiled(f, lr=lr)
+    return Compiled(fn, lr=lr)
