@@ -455,3 +455,11 @@ def test_power_and_matrix_product_in_place():
     assert p.data.tolist() == [4.0, 9.0] and p.requires_grad and p.is_leaf
     with pytest.raises(TypeError, match="@="):
         p @= p
+
+
+def test_a_masked_array_cannot_take_the_values_of_a_tensor_that_requires_grad():
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    m = np.ma.array([1.0, 2.0], mask=[False, True])
+    for combine in (lambda: m * x, lambda: m + x, lambda: np.ma.array(x)):
+        with pytest.raises(TypeError, match="requires grad"):
+            combine()

@@ -155,17 +155,17 @@ class _Tracer:
         self.seen: set[int] = set()  # ids of the leaves operations have read so far
 
     def poison(self, t: Tensor) -> None:
-        data = t._data
+        data = t._array
         if not isinstance(data, _Traced):
             self.poisoned.append((t, data))
-            t._data = data.view(_Traced)
+            t._array = data.view(_Traced)
 
     def record(self, fn: Function, inputs: tuple[Tensor, ...], out: Tensor) -> None:
         rule = _mode.rule
         for t in inputs:
             if t._ctx is not None or id(t) in self.outputs or id(t) in self.seen:
                 continue
-            if rule is not None and t._data.ndim > 0:
+            if rule is not None and t._array.ndim > 0:
                 # made inside a derivative rule from plain NumPy (say, a mask kept by forward)
                 raise TraceError(
                     f"compile: the rule of {rule} used an array of shape {t.shape} that no "
@@ -204,7 +204,7 @@ class _Tracer:
 
     def restore(self) -> None:
         for t, data in reversed(self.poisoned):
-            t._data = data
+            t._array = data
         self.poisoned.clear()
 
 
@@ -226,7 +226,7 @@ def _walk_argument(x: Any, found: list, parts: list, depth: int = 0) -> None:
     kind = type(x)
     if kind is Tensor:
         found.append(x)
-        data = x._data
+        data = x._array
         rg = x.requires_grad
         parts.append((id(x) if rg else None, data.shape, data.dtype, data.strides, x.grad is None))
     elif kind is np.ndarray:
@@ -260,7 +260,7 @@ def _walk_captured(x: Any, found: list, parts: list) -> None:
     kind = type(x)
     if kind is Tensor:
         found.append(x)
-        parts.append((id(x), x.grad is None) if x.requires_grad else (id(x), x._data.strides))
+        parts.append((id(x), x.grad is None) if x.requires_grad else (id(x), x._array.strides))
         return
     if kind is dict:
         values: Any = x.values()
@@ -275,7 +275,7 @@ def _walk_captured(x: Any, found: list, parts: list) -> None:
     for v in values:
         if type(v) is Tensor:
             found.append(v)
-            parts.append((id(v), v.grad is None) if v.requires_grad else (id(v), v._data.strides))
+            parts.append((id(v), v.grad is None) if v.requires_grad else (id(v), v._array.strides))
 
 
 # ----- lowering: one line of NumPy per operation
@@ -521,13 +521,13 @@ class _FlatStore:
     def adopt(self, i: int) -> None:
         """Copy parameter i's current values into the flat array and make its data a view."""
         p, view = self.params[i], self.views[i]
-        if not p._data.flags.writeable and id(p._data) in engine._locks:
+        if not p._array.flags.writeable and id(p._array) in engine._locks:
             raise RuntimeError(
                 f"compile: cannot move {_describe(p)} into flat storage: a recorded graph still "
                 "needs its data; call backward() on that graph first"
             )
-        np.copyto(view, p._data)
-        p._data = view
+        np.copyto(view, p._array)
+        p._array = view
 
     def new_gradients(self) -> None:
         """Fresh gradient storage (zeros: a parameter no gradient reaches does not move)."""
@@ -556,7 +556,7 @@ class _Program:
         for store in self.stores:
             params, views = store.params, store.views
             for i in range(len(params)):
-                if params[i]._data is not views[i]:
+                if params[i]._array is not views[i]:
                     store.adopt(i)
 
     def check_gradients(self) -> None:
@@ -585,7 +585,7 @@ class _Program:
         locks = engine._locks  # arrays a live recorded graph needs (usually none)
         for store in stores:
             for p in store.params if locks else ():
-                if id(p._data) in locks:
+                if id(p._array) in locks:
                     raise RuntimeError(
                         f"sgd: the data of {_describe(p)} is read-only: a recorded graph still "
                         "needs it; call backward() on that graph first"
@@ -690,7 +690,7 @@ class _Lowering:
         self.take: Callable[..., np.ndarray] = np.empty
 
     def data_of(self, t: Tensor) -> np.ndarray:
-        return self.plain.get(id(t), t._data)
+        return self.plain.get(id(t), t._array)
 
     def leaf(self, t: Tensor) -> _Value:
         """The value of a tensor no traced operation produced."""
@@ -714,15 +714,15 @@ class _Lowering:
         elif k is not None:
             v = _Value("input", data)
             v.name = t.name or ""
-            get = "._data" if type(self.found[k]) is Tensor else ""
+            get = "._array" if type(self.found[k]) is Tensor else ""
             v.literal = f"inputs[{k}]{get}"  # replaced by its name once names are given
         elif id(t) in self.tracer.made_from:
             k = self.tracer.made_from[id(t)]
             v = _Value("input", data)
             v.name = t.name or ""
             source = self.found[k]
-            get = "._data" if type(source) is Tensor else ""
-            array = source._data if type(source) is Tensor else source
+            get = "._array" if type(source) is Tensor else ""
+            array = source._array if type(source) is Tensor else source
             v.literal = f"inputs[{k}]{get}"
             if array.dtype != data.dtype or array.strides != data.strides:
                 v.kind = "convert"  # Tensor(x, dtype=...) converts, into a buffer made once
@@ -731,7 +731,7 @@ class _Lowering:
             s, i = self.old_grads[id(t)]
             v = _Value("input", data)
             v.name = f"d{self.stores[s].params[i].name or 'param'}_before"
-            v.literal = f"params[{s}][{i}].grad._data"
+            v.literal = f"params[{s}][{i}].grad._array"
         else:
             v = _constant(data)
         self.values[id(t)] = v
@@ -1132,7 +1132,7 @@ class Compiled:
             if type(x) is Tensor:  # the common case, inline
                 found.append(x)
                 parts.append(
-                    (id(x), x.grad is None) if x.requires_grad else (id(x), x._data.strides)
+                    (id(x), x.grad is None) if x.requires_grad else (id(x), x._array.strides)
                 )
             else:
                 _walk_captured(x, found, parts)
@@ -1227,9 +1227,9 @@ class Compiled:
         }
         tracer = _Tracer(self._name, arg_views)
         for k, t in enumerate(found):
-            if type(t) is Tensor and not isinstance(t._data, _Traced):
+            if type(t) is Tensor and not isinstance(t._array, _Traced):
                 tracer.poison(t)
-                arg_views.setdefault(id(t._data), k)  # Tensor(t) reads t's data each call
+                arg_views.setdefault(id(t._array), k)  # Tensor(t) reads t's data each call
         _mode.tracer = tracer
         try:
             cost = self.fn(*targs, **tkwargs)
@@ -1255,7 +1255,7 @@ class Compiled:
         program = lowering.lower(cost, finals)
         program.param_lists = [store.params for store in stores]
         for g, (s, i) in finals:
-            np.copyto(stores[s].gviews[i], g._data)
+            np.copyto(stores[s].gviews[i], g._array)
         program.deliver()
         if len(self._programs) >= self.MAX_PROGRAMS:
             del self._programs[next(iter(self._programs))]
@@ -1263,12 +1263,12 @@ class Compiled:
         self._last, self._eager_params = program, None
         if self.lr is not None:
             program.sgd(self.lr)
-        return _result(cost._data, cost.name)
+        return _result(cost._array, cost.name)
 
 
 def _result(cost: np.ndarray, name: str | None) -> Tensor:
     out = Tensor._wrap(cost.copy())
-    out._data.setflags(write=False)
+    out._array.setflags(write=False)
     out.name = name
     return out
 

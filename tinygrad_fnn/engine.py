@@ -230,7 +230,7 @@ class Function:
 
     def __call__(self, *inputs: Tensor) -> Tensor:
         try:
-            data = self.forward(*[t._data for t in inputs])
+            data = self.forward(*[t._array for t in inputs])
         except ValueError as e:
             shapes = " and ".join(_describe(t) for t in inputs)
             raise ShapeError(f"{self.op}: cannot apply to {shapes}: {e}") from None
@@ -255,7 +255,7 @@ class Function:
         self.parents = inputs
         self.needs_grad = tuple([t.requires_grad for t in inputs])
         self.freed = False
-        leaves = [t._data for t in inputs if t._ctx is None]
+        leaves = [t._array for t in inputs if t._ctx is None]
         self.locked = locked = _lock(leaves) if leaves else []
         # The lock ends at backward (`release`) or when the output is dropped unused.
         self.out = weakref.ref(out, lambda _: _unlock(locked)) if locked else weakref.ref(out)
@@ -286,7 +286,7 @@ class Tensor:
     either side; such operands take the tensor's dtype, so `x32 * 0.5` stays float32.
     """
 
-    __slots__ = ("_data", "grad", "requires_grad", "name", "_ctx", "_retains_grad", "__weakref__")
+    __slots__ = ("_array", "grad", "requires_grad", "name", "_ctx", "_retains_grad", "__weakref__")
 
     def __init__(
         self,
@@ -296,7 +296,7 @@ class Tensor:
         name: str | None = None,
     ) -> None:
         if isinstance(data, Tensor):
-            data = data._data
+            data = data._array
         dtype = np.dtype(np.float64 if dtype is None else dtype)
         if dtype.kind != "f":
             raise TypeError(f"Tensor holds floating-point data; dtype {dtype} is not one")
@@ -306,7 +306,7 @@ class Tensor:
                 f"Tensor: cannot make a tensor of {type(data).__name__} data "
                 f"(NumPy reads it as {given.dtype}); give numbers, nested lists or an array"
             )
-        self._data = np.array(given, dtype=dtype)
+        self._array = np.array(given, dtype=dtype)
         self.grad: Tensor | None = None
         self.requires_grad = bool(requires_grad)
         self.name = name
@@ -319,7 +319,7 @@ class Tensor:
     def _wrap(data: np.ndarray) -> Tensor:
         """A constant tensor around `data`, without a copy."""
         t = Tensor.__new__(Tensor)
-        t._data = data
+        t._array = data
         t.grad = None
         t.requires_grad = False
         t.name = None
@@ -336,7 +336,7 @@ class Tensor:
 
     def _shared(self) -> np.ndarray:
         """The array, handed out: a recorded result's array becomes read-only first."""
-        data = self._data
+        data = self._array
         if self._ctx is not None and data.flags.writeable:
             data.setflags(write=False)
         return data
@@ -348,7 +348,7 @@ class Tensor:
                 f"cannot replace the data of {_describe(self)}: it is the result of a recorded "
                 "operation; detach() it first"
             )
-        if id(self._data) in _locks:
+        if id(self._array) in _locks:
             raise RuntimeError(
                 f"cannot replace the data of {_describe(self)}: a recorded graph still needs it; "
                 "call backward() on that graph first (or let it go)"
@@ -356,23 +356,23 @@ class Tensor:
         value = np.asarray(value)
         if value.dtype.kind != "f":
             raise TypeError(f"data of {_describe(self)} must be floating-point, not {value.dtype}")
-        self._data = value
+        self._array = value
 
     @property
     def shape(self) -> tuple[int, ...]:
-        return self._data.shape
+        return self._array.shape
 
     @property
     def ndim(self) -> int:
-        return self._data.ndim
+        return self._array.ndim
 
     @property
     def size(self) -> int:
-        return self._data.size
+        return self._array.size
 
     @property
     def dtype(self) -> np.dtype:
-        return self._data.dtype
+        return self._array.dtype
 
     @property
     def grad_fn(self) -> Function | None:
@@ -390,7 +390,7 @@ class Tensor:
     @property
     def mT(self) -> Tensor:
         """The last two axes swapped: the transpose of each matrix in a stack."""
-        n = self._data.ndim
+        n = self._array.ndim
         return Transpose(None if n == 2 else (*range(n - 2), n - 1, n - 2))(self)
 
     # ----- leaving the graph, explicitly
@@ -410,15 +410,15 @@ class Tensor:
 
     def tolist(self) -> Any:
         self._no_trace(".tolist()")
-        return self._data.tolist()
+        return self._array.tolist()
 
     def _scalar(self, what: str) -> np.ndarray:
-        if self._data.size != 1:
+        if self._array.size != 1:
             raise ValueError(
                 f"{what}: only a one-element tensor converts to a Python number; "
-                f"{_describe(self)} has {self._data.size} elements"
+                f"{_describe(self)} has {self._array.size} elements"
             )
-        return self._data
+        return self._array
 
     def __float__(self) -> float:
         self._no_trace("float()")
@@ -460,9 +460,9 @@ class Tensor:
                 ".numpy(), .item()) to take the values out on purpose"
             )
         self._no_trace("np.asarray()")
-        if dtype is not None and dtype != self._data.dtype:
-            return self._data.astype(dtype)
-        return self._data.copy() if copy else self._shared()
+        if dtype is not None and dtype != self._array.dtype:
+            return self._array.astype(dtype)
+        return self._array.copy() if copy else self._shared()
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         """`np.exp(t)`, `ndarray + t`, …: the engine's operation (see `numpy_dispatch`)."""
@@ -473,12 +473,12 @@ class Tensor:
         return numpy_dispatch.array_function(func, args, kwargs)
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._array)
 
     __hash__ = object.__hash__  # `==` builds a Tensor, so identity is the hash
 
     def __repr__(self) -> str:
-        body = np.array2string(self._data, precision=4, separator=", ", prefix="Tensor(")
+        body = np.array2string(self._array, precision=4, separator=", ", prefix="Tensor(")
         extras = []
         if self.dtype != np.float64 and self.dtype != np.bool_:
             extras.append(f"dtype={self.dtype}")
@@ -545,17 +545,17 @@ class Tensor:
         value = _value(other)
         if isinstance(value, np.ndarray) and value.dtype != self.dtype and value.dtype.kind == "f":
             raise TypeError(f"{symbol}: dtypes {self.dtype} and {value.dtype} differ")
-        if not self._data.flags.writeable:
+        if not self._array.flags.writeable:
             raise RuntimeError(
                 f"{symbol}: the data of {_describe(self)} is read-only"
                 + (
                     ": a recorded graph still needs it; call backward() on that graph first"
-                    if id(self._data) in _locks
+                    if id(self._array) in _locks
                     else ""
                 )
             )
         try:
-            ufunc(self._data, value, out=self._data, casting="same_kind")
+            ufunc(self._array, value, out=self._array, casting="same_kind")
         except ValueError as e:
             raise ShapeError(f"{symbol}: cannot update {_describe(self)} in place: {e}") from None
         return self
@@ -942,14 +942,14 @@ class Tensor:
 
 def _seed(out: Tensor, gradient: Any, caller: str) -> Tensor:
     """The gradient that starts backward: ones for a scalar, else a copy of `gradient`."""
-    data = out._data
+    data = out._array
     if gradient is None:
         if data.size != 1:
             raise RuntimeError(
                 f"{caller}: {_describe(out)} is not a scalar; pass `gradient` of shape {data.shape}"
             )
         return Tensor._wrap(np.ones(data.shape, data.dtype))
-    given = gradient._data if isinstance(gradient, Tensor) else np.asarray(gradient)
+    given = gradient._array if isinstance(gradient, Tensor) else np.asarray(gradient)
     if given.dtype.kind == "f" and given.dtype != data.dtype:
         raise TypeError(
             f"{caller}: the gradient given is {given.dtype}, but {_describe(out)} is {data.dtype}; "
@@ -985,7 +985,7 @@ def _topological_order(root: Function) -> list[Function]:
 
 def unbroadcast(g: Tensor, shape: tuple[int, ...], fn: Function) -> Tensor:
     """Sum `g` over the axes along which an operand of `shape` was broadcast by `fn`."""
-    g_shape = g._data.shape
+    g_shape = g._array.shape
     lead = len(g_shape) - len(shape)
     if lead < 0 or any(n != 1 and n != m for n, m in zip(shape, g_shape[lead:])):
         raise ShapeError(
@@ -996,7 +996,7 @@ def unbroadcast(g: Tensor, shape: tuple[int, ...], fn: Function) -> Tensor:
         lead + i for i, n in enumerate(shape) if n == 1 and g_shape[lead + i] != 1
     )
     summed = Sum(axes, True)(g) if axes else g
-    return summed.reshape(shape) if summed._data.shape != shape else summed
+    return summed.reshape(shape) if summed._array.shape != shape else summed
 
 
 def _backprop(
@@ -1048,10 +1048,10 @@ def _backprop(
             for t, tg, need in zip(parents, input_grads, fn.needs_grad):
                 if not need or tg is None:  # None: this input has no derivative
                     continue
-                if tg._data.shape != t._data.shape:
-                    tg = unbroadcast(tg, t._data.shape, fn)
+                if tg._array.shape != t._array.shape:
+                    tg = unbroadcast(tg, t._array.shape, fn)
                 if mode.watched and mode.anomaly:
-                    _check_finite(fn.op, fn.parents, tg._data, f"gradient for {_describe(t)}")
+                    _check_finite(fn.op, fn.parents, tg._array, f"gradient for {_describe(t)}")
                 c = t._ctx
                 if c is None:
                     _deliver(t, tg, wanted)
@@ -1115,13 +1115,13 @@ def grad(
 
 
 def _value(x: Any) -> Any:
-    return x._data if isinstance(x, Tensor) else x
+    return x._array if isinstance(x, Tensor) else x
 
 
 def _operand(x: Any, like: Tensor, op: str) -> Tensor:
     """`x` as a Tensor beside `like`: numbers and arrays take `like`'s dtype."""
     if isinstance(x, Tensor):
-        a, b = x._data.dtype, like._data.dtype
+        a, b = x._array.dtype, like._array.dtype
         if a is not b and a != b and a.kind != "b" and b.kind != "b":
             raise TypeError(f"{op}: dtypes {b} and {a} differ; convert one with .astype()")
         return x
@@ -1131,7 +1131,7 @@ def _operand(x: Any, like: Tensor, op: str) -> Tensor:
             f"{op}: cannot combine {_describe(like)} with {type(x).__name__} "
             f"(NumPy reads it as {given.dtype})"
         )
-    return Tensor._wrap(given.astype(like._data.dtype, copy=False))
+    return Tensor._wrap(given.astype(like._array.dtype, copy=False))
 
 
 def _ints(values: Sequence[Any], op: str) -> tuple[int, ...]:
@@ -1156,7 +1156,7 @@ def _axes(axis: Any, ndim: int, op: str) -> tuple[int, ...] | None:
 
 def _matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product as `np.matmul`: a 1-D operand is a row (left) or a column (right)."""
-    a_shape, b_shape = a._data.shape, b._data.shape
+    a_shape, b_shape = a._array.shape, b._array.shape
     if not a_shape or not b_shape:
         raise ShapeError(
             f"matmul: needs operands of at least one dimension, got {_describe(a)} and "
@@ -1235,7 +1235,7 @@ def _index(index: Any) -> tuple:
             if item.requires_grad:
                 raise TypeError(f"getitem: an index cannot require grad ({_describe(item)})")
             item._no_trace("indexing with a tensor")  # its values become part of the operation
-            item = item._data
+            item = item._array
         elif isinstance(item, list):
             item = np.asarray(item)
         if isinstance(item, np.ndarray):

@@ -346,7 +346,7 @@ def _needing_grad(values: Any) -> list[Tensor]:
 
 def _arrays(value: Any) -> Any:
     if isinstance(value, Tensor):
-        return value._data
+        return value._array
     if isinstance(value, (list, tuple)):
         return type(value)(_arrays(v) for v in value)
     return value
