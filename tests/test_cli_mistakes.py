@@ -12,6 +12,7 @@ import zipfile
 
 import numpy as np
 import pytest
+from test_cli import run_cli
 
 from tinygrad_fnn import cli, datasets, fnn
 from tinygrad_fnn.cli import main
@@ -221,20 +222,10 @@ def test_every_mistake_is_one_line_exit_2_and_touches_nothing(args, message, fil
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
 
 
-def _run(*args, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "tinygrad_fnn", *args],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=120,
-    )
-
-
 def test_composed_loss_going_nan_stops_at_once_with_a_hint(tmp_path):
     """Before: 3,000 epochs of `Cost: nan`, then exit code 0. Now: one line, exit code 2."""
     args = ["train", "--data", "xor", "--loss", "composed", "--lr", "50", "--epochs", "3000"]
-    result = _run(*args, "--save", "p.npz", cwd=tmp_path)
+    result = run_cli(*args, "--save", "p.npz", cwd=tmp_path)
     assert result.returncode == 2
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
@@ -245,10 +236,10 @@ def test_composed_loss_going_nan_stops_at_once_with_a_hint(tmp_path):
 
 
 def test_exit_codes_from_a_real_process(tmp_path):
-    bad = _run("train", "--plot", "x.doc", cwd=tmp_path)
+    bad = run_cli("train", "--plot", "x.doc", cwd=tmp_path)
     assert bad.returncode == 2 and bad.stdout == "" and len(bad.stderr.splitlines()) == 1
     assert list(tmp_path.iterdir()) == []
-    good = _run("--help", cwd=tmp_path)
+    good = run_cli("--help", cwd=tmp_path)
     assert good.returncode == 0 and good.stderr == ""
 
 
