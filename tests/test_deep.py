@@ -3,6 +3,7 @@ the fused softmax cross-entropy against finite differences and PyTorch, and the 
 
 import numpy as np
 import pytest
+from torch_oracle import needs_torch, torch
 
 from tinygrad_fnn import Tensor, compare_gradients, datasets, fnn, grad, gradcheck, manual
 from tinygrad_fnn.compare import gradient_names
@@ -322,12 +323,10 @@ def test_softmax_cross_entropy_stays_float32():
     assert cost.dtype == np.float32 and z.grad.dtype == np.float32
 
 
+@needs_torch
 class TestAgainstTorch:
-    torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install torch")
-
     @pytest.mark.parametrize("one_hot", [True, False])
     def test_value_gradient_and_hessian_vector_products(self, one_hot):
-        torch = self.torch
         for seed in range(10):
             Z, Y = logits_and_targets(classes=5, m=7, seed=seed, one_hot=one_hot)
             V = np.random.default_rng(seed + 50).standard_normal(Z.shape)
@@ -346,7 +345,6 @@ class TestAgainstTorch:
             np.testing.assert_allclose(hvp.data, thvp.numpy().T, rtol=1e-12, atol=1e-15)
 
     def test_a_deep_network_gradient(self):
-        torch = self.torch
         layers = [5, 8, 6, 4]
         X, Y = problem(layers, 10, 0)
         arrays = parameters(layers, 0, "tanh", 0.7)

@@ -4,12 +4,10 @@ and Hessian-vector product through create_graph, 1e-12 relative), against finite
 
 import numpy as np
 import pytest
+from torch_oracle import errors_against_torch, needs_torch, torch
 
 from tinygrad_fnn import ShapeError, Tensor, grad, gradcheck
 from tinygrad_fnn.engine import concatenate, stack, where
-
-torch = pytest.importorskip("torch", reason="PyTorch is not installed: pip install torch")
-from torch_oracle import errors_against_torch  # noqa: E402
 
 F = torch.nn.functional
 MASK = np.array([[True, False, True, True], [False, False, True, False], [True, True, False, True]])
@@ -173,6 +171,7 @@ def arrays_for(name, rng):
     return [rng.uniform(low, high, size=s) for s in shapes]
 
 
+@needs_torch
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_value_gradient_and_hessian_vector_product_match_torch(name):
     ours_fn, torch_fn, _, _ = CASES[name]
@@ -223,6 +222,7 @@ def _torch_grads(fn, x):
         (lambda t: t.sqrt(), torch.sqrt, [0.0, 4.0]),
     ],
 )
+@needs_torch
 @pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # sqrt's slope at 0 is inf
 def test_kinks_ties_and_bounds_follow_torch(ours, theirs, points):
     """Where the derivative is a choice (a kink, a tie, a bound, a zero factor), it is PyTorch's."""
