@@ -1,4 +1,4 @@
-"""The `tinygrad-fnn` command: train, compare, predict, graph and the demo.
+"""The `tinygrad-fnn` command: train, compare, predict, graph, derive and the demo.
 
 A mistake in how it is called (an option, a file, a size) is one line on stderr and exit code
 2, found before any work starts; nothing is half-written. Anything else is a bug: one line and
