@@ -263,17 +263,35 @@ def test_an_edited_forward_is_not_lowered_from_the_table():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_matmul_into_a_buffer_gives_the_same_bits(dtype):
-    """The lowering writes matrix products with `out=`; NumPy must not take another path."""
+    """The lowering writes matrix products with `out=` (`np.dot` for two matrices, as `MatMul`'s
+    forward, `np.matmul` for stacks); NumPy must not take another path into a buffer."""
     r = np.random.default_rng(7)
     shapes = [(4, 2, 4), (16, 1, 256), (1, 16, 256), (64, 30, 512), (256, 784, 64), (3, 3, 3)]
     for n, k, m in shapes:
         a = r.standard_normal((n, k)).astype(dtype)
         b = r.standard_normal((k, m)).astype(dtype)
         bt = np.ascontiguousarray(b.T)
-        for x, y in [(a, b), (a, bt.T)]:  # the second a transposed view, as the rules pass them
+        at = np.ascontiguousarray(a.T)
+        for x, y in [(a, b), (a, bt.T), (at.T, b), (at.T, bt.T)]:  # transposed views too
             out = np.empty((n, m), dtype)
-            np.matmul(x, y, out=out)
-            assert np.array_equal(out, np.matmul(x, y)), (n, k, m)
+            np.dot(x, y, out=out)
+            assert np.array_equal(out, np.dot(x, y)), (n, k, m)
+            assert np.array_equal(out, ops.MatMul().forward(x, y)), (n, k, m)
+        stack_a, stack_b = np.stack([a, a * 2.0]), np.stack([b, -b])
+        out = np.empty((2, n, m), dtype)
+        np.matmul(stack_a, stack_b, out=out)
+        assert np.array_equal(out, ops.MatMul().forward(stack_a, stack_b)), (n, k, m)
+
+
+def test_matrices_lower_to_dot_and_stacks_to_matmul():
+    stack = rng.standard_normal((2, 4, 3))
+
+    def cost(p):
+        return (p["a"] @ p["m"]).sum() + ((p["s"] @ p["a"]) * 0.5).sum()
+
+    step = run_both(cost, {"a": A, "m": M, "s": stack}, np.float64)
+    assert re.search(r"^    dot\(a, m, out=", step.source, re.M), step.source
+    assert re.search(r"^    matmul\(s, a, out=", step.source, re.M), step.source
 
 
 # ----- random expression graphs
@@ -782,14 +800,14 @@ def test_sgd_refuses_parameters_a_live_graph_needs():
 def test_source_names_the_tutorial_quantities():
     fused = fnn.derive("fused")
     for line in (
-        "matmul(W1, X, out=matmul1)",
+        "dot(W1, X, out=matmul1)",
         "add(matmul1, b1, out=Z1)",
         "maximum(Z1, zero, out=A1)",
         "add.reduce(dZ2, axis=(1,), keepdims=True, out=db2)",
-        "matmul(dZ2, A1T, out=dW2)",
-        "matmul(W2T, dZ2, out=dA1)",
+        "dot(dZ2, A1T, out=dW2)",
+        "dot(W2T, dZ2, out=dA1)",
         "multiply(dA1, greater1, out=dZ1)",
-        "matmul(dZ1, XT, out=dW1)",
+        "dot(dZ1, XT, out=dW1)",
     ):
         assert line in fused, line
     composed = fnn.derive("composed")

@@ -309,6 +309,14 @@ def _relu(fn: Function, a: list[str], o: str, h: Any) -> list[str]:
     return [f"maximum({a[0]}, {h.k(0)}, out={o})"]
 
 
+def _matmul(fn: Function, a: list[str], o: str, h: Any) -> list[str]:
+    # np.dot writes into `out` only when it is C-contiguous of the result's dtype; the buffers
+    # are allocated in the order of the traced result, which np.dot makes C-contiguous
+    x, y = h.operands
+    call = "dot" if len(x.shape) == 2 and len(y.shape) == 2 else "matmul"
+    return [f"{call}({a[0]}, {a[1]}, out={o})"]
+
+
 def _sigmoid(fn: Function, a: list[str], o: str, h: Any) -> list[str]:
     return [
         "with ignore_overflow:",
@@ -355,7 +363,12 @@ _TABLE: dict[type, tuple[str, Callable[..., list[str]], bool, int]] = {
         False,
         0,
     ),
-    ops.MatMul: ("return np.matmul(a, b)", _binary("matmul"), False, 0),
+    ops.MatMul: (
+        "if a.ndim == 2 and b.ndim == 2: return np.dot(a, b) return np.matmul(a, b)",
+        _matmul,
+        False,
+        0,
+    ),
     ops.Sum: (
         "return np.add.reduce(a, axis=self.axes, keepdims=self.keepdims)",
         _reduce("add"),
@@ -460,7 +473,7 @@ except ImportError:  # pragma: no cover
 _NUMPY_NAMES = {
     name: getattr(np, name)
     for name in (
-        "add subtract multiply divide negative exp log tanh maximum matmul copyto absolute "
+        "add subtract multiply divide negative exp log tanh maximum matmul dot copyto absolute "
         "log1p less less_equal greater greater_equal equal not_equal broadcast_to asarray"
     ).split()
 }
@@ -687,6 +700,7 @@ class _Lowering:
         self.fallback: Callable[[str], str] = str
         self.scratch: list[np.ndarray] = []
         self.operand: _Value | None = None
+        self.operands: list[_Value] = []
         self.take: Callable[..., np.ndarray] = np.empty
 
     def data_of(self, t: Tensor) -> np.ndarray:
@@ -907,7 +921,7 @@ class _Lowering:
                 else:
                     v.array = take(v.shape, v.dtype, v.order)
                 ns[v.name] = v.array
-                helper.scratch, helper.operand = [], ins[0]
+                helper.scratch, helper.operand, helper.operands = [], ins[0], ins
                 helper.take = take
                 body.extend(emit(fn, args, v.name, helper))
                 for array in helper.scratch:
