@@ -566,6 +566,105 @@ def test_one_tensor_passed_twice_is_not_confused_with_two():
     assert step.traces == 2
 
 
+class _Holder:
+    pass
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_fast_path_runs_only_the_program_of_the_calls_signature(seed):
+    """A call whose signature is the last one's skips building the key (a generated guard reads
+    the same things); under random changes of everything the key reads, every call must run the
+    program its key names and give the eager cost, and the third call in a row with one
+    signature must take the fast path (the first traces, the second builds the guard)."""
+    global GLOBAL_U
+    r = np.random.default_rng(seed)
+    params = {"w": Tensor(r.standard_normal((3, 1)), requires_grad=True)}
+    holder = _Holder()
+    holder.v = Tensor(r.standard_normal((2, 2)), requires_grad=True)
+    GLOBAL_U = Tensor(r.standard_normal((2, 2)), requires_grad=True)
+    c = Tensor(r.standard_normal((2, 2)))
+
+    def cost(x, y, scale, arr):
+        fit = ((params["w"] * x - y) ** 2).sum() * scale
+        return fit + (holder.v * c).sum() + (GLOBAL_U * Tensor(arr)).sum()
+
+    def fresh(*shape):
+        return r.standard_normal(shape)
+
+    step = compile(cost)
+    slow = []
+    signature = step._signature
+    step._signature = lambda *a: slow.append(1) or signature(*a)
+    x, y, scale, arr = Tensor(fresh(3, 4)), Tensor(fresh(3, 4)), 1.0, fresh(2, 2)
+    keys: list = []
+    fast = 0
+    for _ in range(60):
+        change = r.integers(30)  # 13 and up: no change
+        if change == 1:
+            params["w"] = Tensor(fresh(3, 1), requires_grad=True)
+        elif change == 2:  # keep the gradients: the next call accumulates
+            pass
+        elif change == 3:
+            x = Tensor(fresh(*x.shape))
+        elif change == 4:
+            m = 12 - x.shape[1]
+            x, y = Tensor(fresh(3, m)), Tensor(fresh(3, m))
+        elif change == 5:
+            scale = [1.0, 2.0, 2][r.integers(3)]  # 2 and 2.0 differ in type
+        elif change == 6:
+            y = x if y is not x else Tensor(fresh(*x.shape))
+        elif change == 7:
+            holder.v = Tensor(fresh(2, 2), requires_grad=True)
+        elif change == 8:
+            c = Tensor(fresh(2, 2))
+        elif change == 9:
+            GLOBAL_U = Tensor(fresh(2, 2), requires_grad=True)
+        elif change == 10:
+            arr = arr.astype(np.float32) if arr.dtype == np.float64 else fresh(2, 2)
+        elif change == 11:
+            x = Tensor(np.asfortranarray(x.data))
+        elif change == 12:
+            c.requires_grad = not c.requires_grad
+            c.grad = None
+        if change != 2:
+            for t in (params["w"], holder.v, GLOBAL_U, c):
+                t.grad = None
+        key, _ = signature((x, y, scale, arr), {})
+        with no_grad():
+            want = cost(x, y, scale, arr)
+        before = len(slow)
+        got = step(x, y, scale, arr)
+        assert step._programs.get(key) is step._last, change
+        assert np.array_equal(got.data, want.data), change
+        if keys[-2:] == [key, key]:
+            assert len(slow) == before, "the fast path was not taken"
+            fast += 1
+        keys.append(key)
+    assert fast >= 5
+
+
+def test_the_fast_path_is_taken_and_refuses_a_changed_call():
+    X, Y, params = tutorial()
+    step = compile(lambda X: fnn.cost_of(fnn.forward_logits(X, params), Y, "fused"))
+    for _ in range(3):
+        check_against_eager(step, (X,), X, Y, params)
+    program = step._last
+    assert program.fast_call is not None and step._fast is program.fast_call
+    for p in params.values():
+        p.grad = None
+    assert program.fast_call((X,), {}) is not None  # taken
+    for p in params.values():
+        p.grad = None
+    assert program.fast_call((X, X), {}) is None  # another signature: refused
+    assert program.fast_call((X,), {"extra": 1}) is None
+    assert program.fast_call((X.data,), {}) is None
+    with no_grad():
+        assert program.fast_call((X,), {}) is None
+    params["W1"].grad = params["W1"] * 1.0
+    assert program.fast_call((X,), {}) is None
+    assert step.traces == 1
+
+
 def test_array_arguments_are_read_each_call():
     _, _, params = tutorial()
 
