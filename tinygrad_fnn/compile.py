@@ -14,7 +14,9 @@ The signature (a new one traces again, as `jax.jit` does): the shapes, dtypes an
 Tensor and array arguments (dicts, lists and tuples of them are walked), the values of the other
 arguments, the identity of every Tensor the function captures (see below), which parameters have
 a `.grad` already (backward accumulates into it), and the grad mode. Under `detect_anomaly()`
-the step runs eagerly, so that an anomaly names its operation.
+the step runs eagerly, so that an anomaly names its operation. A call like the last one does
+not build the key: a guard generated for its program (`_FastPath`) reads the same things and
+compares each with what it was, in about a microsecond; anything else takes the general path.
 
 What the program reads each call, and what it freezes:
 - Tensors passed as arguments, or captured through the names the function uses (its closure
@@ -35,8 +37,8 @@ Storage. Compiling rebinds each parameter's `.data` to a view into one flat arra
 updates every parameter in two NumPy calls. Gradients left in `.grad` are read-only views into
 a flat gradient array that the next call reuses, unless something still holds the previous
 gradient Tensors: then the next call writes into fresh storage, so no gradient a caller kept is
-ever overwritten. The cost returned is a copy. A compiled function is not re-entrant; calls
-from several threads are serialised by a lock.
+ever overwritten. The cost returned is a new array at each call. A compiled function is not
+re-entrant; calls from several threads are serialised by a lock.
 """
 
 from __future__ import annotations
