@@ -244,8 +244,11 @@ def time_once(step: Callable[[], None], inner: int) -> float:
 
 
 def peak_memory(make: Callable[..., Callable[[], None]], *shape) -> int:
-    """Peak bytes allocated during one step, beyond what the set-up holds (tracemalloc)."""
+    """Peak bytes allocated during one step in steady state, beyond what the set-up holds
+    (tracemalloc): the compiled step traces at its first call and writes its guard at the
+    second, once."""
     step = make(*shape)
+    step()
     step()
     gc.collect()
     tracemalloc.start()

@@ -263,17 +263,35 @@ def test_an_edited_forward_is_not_lowered_from_the_table():
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 def test_matmul_into_a_buffer_gives_the_same_bits(dtype):
-    """The lowering writes matrix products with `out=`; NumPy must not take another path."""
+    """The lowering writes matrix products with `out=` (`np.dot` for two matrices, as `MatMul`'s
+    forward, `np.matmul` for stacks); NumPy must not take another path into a buffer."""
     r = np.random.default_rng(7)
     shapes = [(4, 2, 4), (16, 1, 256), (1, 16, 256), (64, 30, 512), (256, 784, 64), (3, 3, 3)]
     for n, k, m in shapes:
         a = r.standard_normal((n, k)).astype(dtype)
         b = r.standard_normal((k, m)).astype(dtype)
         bt = np.ascontiguousarray(b.T)
-        for x, y in [(a, b), (a, bt.T)]:  # the second a transposed view, as the rules pass them
+        at = np.ascontiguousarray(a.T)
+        for x, y in [(a, b), (a, bt.T), (at.T, b), (at.T, bt.T)]:  # transposed views too
             out = np.empty((n, m), dtype)
-            np.matmul(x, y, out=out)
-            assert np.array_equal(out, np.matmul(x, y)), (n, k, m)
+            np.dot(x, y, out=out)
+            assert np.array_equal(out, np.dot(x, y)), (n, k, m)
+            assert np.array_equal(out, ops.MatMul().forward(x, y)), (n, k, m)
+        stack_a, stack_b = np.stack([a, a * 2.0]), np.stack([b, -b])
+        out = np.empty((2, n, m), dtype)
+        np.matmul(stack_a, stack_b, out=out)
+        assert np.array_equal(out, ops.MatMul().forward(stack_a, stack_b)), (n, k, m)
+
+
+def test_matrices_lower_to_dot_and_stacks_to_matmul():
+    stack = rng.standard_normal((2, 4, 3))
+
+    def cost(p):
+        return (p["a"] @ p["m"]).sum() + ((p["s"] @ p["a"]) * 0.5).sum()
+
+    step = run_both(cost, {"a": A, "m": M, "s": stack}, np.float64)
+    assert re.search(r"^    dot\(a, m, out=", step.source, re.M), step.source
+    assert re.search(r"^    matmul\(s, a, out=", step.source, re.M), step.source
 
 
 # ----- random expression graphs
@@ -548,6 +566,105 @@ def test_one_tensor_passed_twice_is_not_confused_with_two():
     assert step.traces == 2
 
 
+class _Holder:
+    pass
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_the_fast_path_runs_only_the_program_of_the_calls_signature(seed):
+    """A call whose signature is the last one's skips building the key (a generated guard reads
+    the same things); under random changes of everything the key reads, every call must run the
+    program its key names and give the eager cost, and the third call in a row with one
+    signature must take the fast path (the first traces, the second builds the guard)."""
+    global GLOBAL_U
+    r = np.random.default_rng(seed)
+    params = {"w": Tensor(r.standard_normal((3, 1)), requires_grad=True)}
+    holder = _Holder()
+    holder.v = Tensor(r.standard_normal((2, 2)), requires_grad=True)
+    GLOBAL_U = Tensor(r.standard_normal((2, 2)), requires_grad=True)
+    c = Tensor(r.standard_normal((2, 2)))
+
+    def cost(x, y, scale, arr):
+        fit = ((params["w"] * x - y) ** 2).sum() * scale
+        return fit + (holder.v * c).sum() + (GLOBAL_U * Tensor(arr)).sum()
+
+    def fresh(*shape):
+        return r.standard_normal(shape)
+
+    step = compile(cost)
+    slow = []
+    signature = step._signature
+    step._signature = lambda *a: slow.append(1) or signature(*a)
+    x, y, scale, arr = Tensor(fresh(3, 4)), Tensor(fresh(3, 4)), 1.0, fresh(2, 2)
+    keys: list = []
+    fast = 0
+    for _ in range(60):
+        change = r.integers(30)  # 13 and up: no change
+        if change == 1:
+            params["w"] = Tensor(fresh(3, 1), requires_grad=True)
+        elif change == 2:  # keep the gradients: the next call accumulates
+            pass
+        elif change == 3:
+            x = Tensor(fresh(*x.shape))
+        elif change == 4:
+            m = 12 - x.shape[1]
+            x, y = Tensor(fresh(3, m)), Tensor(fresh(3, m))
+        elif change == 5:
+            scale = [1.0, 2.0, 2][r.integers(3)]  # 2 and 2.0 differ in type
+        elif change == 6:
+            y = x if y is not x else Tensor(fresh(*x.shape))
+        elif change == 7:
+            holder.v = Tensor(fresh(2, 2), requires_grad=True)
+        elif change == 8:
+            c = Tensor(fresh(2, 2))
+        elif change == 9:
+            GLOBAL_U = Tensor(fresh(2, 2), requires_grad=True)
+        elif change == 10:
+            arr = arr.astype(np.float32) if arr.dtype == np.float64 else fresh(2, 2)
+        elif change == 11:
+            x = Tensor(np.asfortranarray(x.data))
+        elif change == 12:
+            c.requires_grad = not c.requires_grad
+            c.grad = None
+        if change != 2:
+            for t in (params["w"], holder.v, GLOBAL_U, c):
+                t.grad = None
+        key, _ = signature((x, y, scale, arr), {})
+        with no_grad():
+            want = cost(x, y, scale, arr)
+        before = len(slow)
+        got = step(x, y, scale, arr)
+        assert step._programs.get(key) is step._last, change
+        assert np.array_equal(got.data, want.data), change
+        if keys[-2:] == [key, key]:
+            assert len(slow) == before, "the fast path was not taken"
+            fast += 1
+        keys.append(key)
+    assert fast >= 5
+
+
+def test_the_fast_path_is_taken_and_refuses_a_changed_call():
+    X, Y, params = tutorial()
+    step = compile(lambda X: fnn.cost_of(fnn.forward_logits(X, params), Y, "fused"))
+    for _ in range(3):
+        check_against_eager(step, (X,), X, Y, params)
+    program = step._last
+    assert program.fast_call is not None and step._fast is program.fast_call
+    for p in params.values():
+        p.grad = None
+    assert program.fast_call((X,), {}) is not None  # taken
+    for p in params.values():
+        p.grad = None
+    assert program.fast_call((X, X), {}) is None  # another signature: refused
+    assert program.fast_call((X,), {"extra": 1}) is None
+    assert program.fast_call((X.data,), {}) is None
+    with no_grad():
+        assert program.fast_call((X,), {}) is None
+    params["W1"].grad = params["W1"] * 1.0
+    assert program.fast_call((X,), {}) is None
+    assert step.traces == 1
+
+
 def test_array_arguments_are_read_each_call():
     _, _, params = tutorial()
 
@@ -782,14 +899,14 @@ def test_sgd_refuses_parameters_a_live_graph_needs():
 def test_source_names_the_tutorial_quantities():
     fused = fnn.derive("fused")
     for line in (
-        "matmul(W1, X, out=matmul1)",
+        "dot(W1, X, out=matmul1)",
         "add(matmul1, b1, out=Z1)",
         "maximum(Z1, zero, out=A1)",
         "add.reduce(dZ2, axis=(1,), keepdims=True, out=db2)",
-        "matmul(dZ2, A1T, out=dW2)",
-        "matmul(W2T, dZ2, out=dA1)",
+        "dot(dZ2, A1T, out=dW2)",
+        "dot(W2T, dZ2, out=dA1)",
         "multiply(dA1, greater1, out=dZ1)",
-        "matmul(dZ1, XT, out=dW1)",
+        "dot(dZ1, XT, out=dW1)",
     ):
         assert line in fused, line
     composed = fnn.derive("composed")

@@ -14,7 +14,9 @@ The signature (a new one traces again, as `jax.jit` does): the shapes, dtypes an
 Tensor and array arguments (dicts, lists and tuples of them are walked), the values of the other
 arguments, the identity of every Tensor the function captures (see below), which parameters have
 a `.grad` already (backward accumulates into it), and the grad mode. Under `detect_anomaly()`
-the step runs eagerly, so that an anomaly names its operation.
+the step runs eagerly, so that an anomaly names its operation. A call like the last one does
+not build the key: a guard generated for its program (`_FastPath`) reads the same things and
+compares each with what it was, in about a microsecond; anything else takes the general path.
 
 What the program reads each call, and what it freezes:
 - Tensors passed as arguments, or captured through the names the function uses (its closure
@@ -35,8 +37,8 @@ Storage. Compiling rebinds each parameter's `.data` to a view into one flat arra
 updates every parameter in two NumPy calls. Gradients left in `.grad` are read-only views into
 a flat gradient array that the next call reuses, unless something still holds the previous
 gradient Tensors: then the next call writes into fresh storage, so no gradient a caller kept is
-ever overwritten. The cost returned is a copy. A compiled function is not re-entrant; calls
-from several threads are serialised by a lock.
+ever overwritten. The cost returned is a new array at each call. A compiled function is not
+re-entrant; calls from several threads are serialised by a lock.
 """
 
 from __future__ import annotations
@@ -309,13 +311,25 @@ def _relu(fn: Function, a: list[str], o: str, h: Any) -> list[str]:
     return [f"maximum({a[0]}, {h.k(0)}, out={o})"]
 
 
+def _matmul(fn: Function, a: list[str], o: str, h: Any) -> list[str]:
+    # np.dot writes into `out` only when it is C-contiguous of the result's dtype; the buffers
+    # are allocated in the order of the traced result, which np.dot makes C-contiguous
+    x, y = h.operands
+    call = "dot" if len(x.shape) == 2 and len(y.shape) == 2 else "matmul"
+    return [f"{call}({a[0]}, {a[1]}, out={o})"]
+
+
 def _sigmoid(fn: Function, a: list[str], o: str, h: Any) -> list[str]:
+    # np.errstate(over="ignore") as the forward's, written out: a `with` costs 0.5 µs more
     return [
-        "with ignore_overflow:",
+        "overflow = ignore_overflow()",
+        "try:",
         f"    negative({a[0]}, out={o})",
         f"    exp({o}, out={o})",
         f"    add({h.k(1)}, {o}, out={o})",
         f"    divide({h.k(1)}, {o}, out={o})",
+        "finally:",
+        "    restore_errstate(overflow)",
     ]
 
 
@@ -331,9 +345,13 @@ def _bce(fn: Function, a: list[str], o: str, h: Any) -> list[str]:
         f"exp({t2}, out={t2})",
         f"log1p({t2}, out={t2})",
         f"add({t1}, {t2}, out={t1})",
-        f"add.reduce({t1}, axis=None, out={o})",
-        f"divide({o}, {h.k(h.size)}, out={o})",
-    ]
+    ] + (
+        # as the forward: a NumPy scalar divided by the int, made a 0-d array; a 0-d `out=` costs
+        # more than the scalar arithmetic, and the result is a new array each call
+        [f"{o} = asarray(add.reduce({t1}, axis=None) / {h.size})"]
+        if h.assign()
+        else [f"add.reduce({t1}, axis=None, out={o})", f"divide({o}, {h.k(h.size)}, out={o})"]
+    )
 
 
 # op class -> (the body of its `forward` this lowering copies, emitter, may write over an input,
@@ -355,7 +373,12 @@ _TABLE: dict[type, tuple[str, Callable[..., list[str]], bool, int]] = {
         False,
         0,
     ),
-    ops.MatMul: ("return np.matmul(a, b)", _binary("matmul"), False, 0),
+    ops.MatMul: (
+        "if a.ndim == 2 and b.ndim == 2: return np.dot(a, b) return np.matmul(a, b)",
+        _matmul,
+        False,
+        0,
+    ),
     ops.Sum: (
         "return np.add.reduce(a, axis=self.axes, keepdims=self.keepdims)",
         _reduce("add"),
@@ -420,34 +443,31 @@ def _lowering(cls: type) -> tuple[str, Any] | None:
     return None
 
 
-class _IgnoreOverflow:
-    """`with np.errstate(over="ignore"):` at a fifth of its cost, as one reusable object: the
-    error state is made once per surrounding state and set through NumPy's context variable."""
+def _ignore_overflow() -> Any:
+    """Enter `np.errstate(over="ignore")` at a third of its cost (the error state is made once
+    per surrounding state and set through NumPy's context variable); returns what
+    `_restore_errstate` takes to leave it."""
+    if _EXTOBJ is None:  # pragma: no cover - NumPy 1.x: the public, slower way
+        state = np.errstate(over="ignore")
+        state.__enter__()
+        return state
+    current = _EXTOBJ.get()
+    extobj = _OVERFLOW_IGNORED.get(current)
+    if extobj is None:
+        if len(_OVERFLOW_IGNORED) > 8:  # error states come and go (an errstate block each call)
+            _OVERFLOW_IGNORED.clear()
+        extobj = _OVERFLOW_IGNORED[current] = _make_extobj(over="ignore")
+    return _EXTOBJ.set(extobj)
 
-    def __init__(self) -> None:
-        self.made: dict[Any, Any] = {}
-        self.tokens: list[Any] = []
 
-    def __enter__(self) -> None:
-        if _EXTOBJ is None:  # pragma: no cover - NumPy 1.x: the public, slower way
-            state = np.errstate(over="ignore")
-            state.__enter__()
-            self.tokens.append(state)
-            return
-        current = _EXTOBJ.get()
-        extobj = self.made.get(current)
-        if extobj is None:
-            if len(self.made) > 8:  # error states come and go (an errstate block each call)
-                self.made.clear()
-            extobj = self.made[current] = _make_extobj(over="ignore")
-        self.tokens.append(_EXTOBJ.set(extobj))
+def _restore_errstate(token: Any) -> None:
+    if _EXTOBJ is None:  # pragma: no cover
+        token.__exit__(None, None, None)
+    else:
+        _EXTOBJ.reset(token)
 
-    def __exit__(self, *exc: object) -> None:
-        token = self.tokens.pop()
-        if _EXTOBJ is None:  # pragma: no cover
-            token.__exit__(*exc)
-        else:
-            _EXTOBJ.reset(token)
+
+_OVERFLOW_IGNORED: dict[Any, Any] = {}  # NumPy's error state -> the same, ignoring overflow
 
 
 try:  # NumPy 2: the error state lives in a context variable
@@ -460,7 +480,7 @@ except ImportError:  # pragma: no cover
 _NUMPY_NAMES = {
     name: getattr(np, name)
     for name in (
-        "add subtract multiply divide negative exp log tanh maximum matmul copyto absolute "
+        "add subtract multiply divide negative exp log tanh maximum matmul dot copyto absolute "
         "log1p less less_equal greater greater_equal equal not_equal broadcast_to asarray"
     ).split()
 }
@@ -551,6 +571,13 @@ class _Program:
         self.delivered: list[tuple[int, int]] = []  # (store, index) of params given a gradient
         self.param_lists: list[list[Tensor]] = []
         self.cost_name: str | None = None
+        self.cost_is_new = False  # the cost is a new array each call: returned without a copy
+        # the fast path (`_fast_path`): a call and an update that return None / False when
+        # they cannot take it
+        self.fast_source = ""
+        self.fast_built = False
+        self.fast_call: Callable[[tuple, dict], Tensor | None] | None = None
+        self.fast_sgd: Callable[[float], bool] | None = None
 
     def check_storage(self) -> None:
         for store in self.stores:
@@ -582,17 +609,269 @@ class _Program:
             store = stores[s]
             if store.params[i].grad is not store.grads[i]:
                 return False
-        locks = engine._locks  # arrays a live recorded graph needs (usually none)
+        if engine._locks:  # arrays a live recorded graph needs (usually none)
+            self.refuse_locked()
         for store in stores:
-            for p in store.params if locks else ():
+            np.multiply(store.gflat, lr, out=store.tmp)
+            np.subtract(store.flat, store.tmp, out=store.flat)
+        return True
+
+    def refuse_locked(self) -> None:
+        """Raise if a live recorded graph needs the data of a parameter (the update would write
+        over it)."""
+        locks = engine._locks
+        for store in self.stores:
+            for p in store.params:
                 if id(p._array) in locks:
                     raise RuntimeError(
                         f"sgd: the data of {_describe(p)} is read-only: a recorded graph still "
                         "needs it; call backward() on that graph first"
                     )
-            np.multiply(store.gflat, lr, out=store.tmp)
-            np.subtract(store.flat, store.tmp, out=store.flat)
-        return True
+
+
+# ----- the fast path: a call with the last call's signature, checked without building its key
+
+
+class _FastPath:
+    """Writes, for one program, the Python of a call that skips building the signature's key:
+    a guard that reads the same things the key reads (`_signature`) and compares each with its
+    value when the program was traced, then the call itself (`call`) and the update (`sgd`).
+
+    The guard is at least as strict as the key: whatever it compares by identity it holds, so no
+    id can be reused; anything it does not handle (empty closure cells, one object in two places,
+    large containers) leaves the program without a fast path, and a call the guard refuses takes
+    the general path, which looks the key up. Either way no call replays a wrong program."""
+
+    MAX_ITEMS = 64  # more items in one container than this: no fast path
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.ns: dict[str, Any] = {}
+        self.found: list[str] = []  # the expressions of `_signature`'s `found`, in its order
+        self.by_identity: list[int] = []  # ids of the objects the guard compares by identity
+        self.count = 0
+        self.ok = True
+
+    def const(self, value: Any) -> str:
+        self.count += 1
+        name = f"K{self.count}"
+        self.ns[name] = value
+        return name
+
+    def local(self) -> str:
+        self.count += 1
+        return f"x{self.count}"
+
+    def refuse(self, condition: str) -> None:
+        self.lines.append(f"if {condition}: return None")
+
+    def same_object(self, expr: str, x: Any) -> None:
+        self.refuse(f"{expr} is not {self.const(x)}")
+        self.by_identity.append(id(x))
+
+    def argument(self, expr: str, x: Any, depth: int = 0) -> None:
+        """Mirror of `_walk_argument` for the value `x` had when traced."""
+        kind = type(x)
+        if kind is Tensor:
+            self.found.append(expr)
+            self.refuse(f"type({expr}) is not Tensor")
+            if x.requires_grad:
+                self.same_object(expr, x)
+                self.refuse(f"not {expr}.requires_grad")
+            else:
+                self.refuse(f"{expr}.requires_grad")
+            self.layout(f"{expr}._array", x._array)
+            self.refuse(f"({expr}.grad is None) is not {x.grad is None}")
+        elif kind is np.ndarray:
+            self.found.append(expr)
+            self.refuse(f"type({expr}) is not ndarray")
+            self.layout(expr, x)
+        elif kind in (dict, list, tuple) and depth < 4:
+            if len(x) > self.MAX_ITEMS:
+                self.ok = False
+                return
+            self.refuse(f"type({expr}) is not {kind.__name__} or len({expr}) != {len(x)}")
+            if kind is dict:
+                self.refuse(f"tuple({expr}) != {self.const(tuple(x))}")
+            for k, v in x.items() if kind is dict else enumerate(x):
+                item = self.local()
+                self.lines.append(f"{item} = {expr}[{self.const(k) if kind is dict else k}]")
+                self.argument(item, v, depth + 1)
+        else:
+            value = self.const(x)
+            self.refuse(f"type({expr}) is not {self.const(kind)}")
+            self.refuse(f"{expr} is not {value} and not ({expr} == {value})")  # as the key's ==
+
+    def layout(self, expr: str, array: np.ndarray) -> None:
+        a = self.local()
+        self.lines.append(f"{a} = {expr}")
+        shape, dtype, strides = (self.const(v) for v in (array.shape, array.dtype, array.strides))
+        self.refuse(f"{a}.shape != {shape} or {a}.dtype != {dtype} or {a}.strides != {strides}")
+
+    def captured(self, expr: str, x: Any) -> None:
+        """Mirror of `_walk_captured` for the value `x` had when traced."""
+        kind = type(x)
+        if kind is Tensor:
+            self.found.append(expr)
+            self.same_object(expr, x)
+            self.tensor_flags(expr, x)
+            return
+        if kind is dict:
+            values, items = f"{expr}.values()", list(x.values())
+        elif kind is list or kind is tuple:
+            values, items = expr, list(x)
+        elif isinstance(x, _SKIP) or not hasattr(x, "__dict__"):
+            self.same_object(expr, x)
+            return
+        else:
+            values, items = f"vars({expr}).values()", list(vars(x).values())
+        if len(items) > self.MAX_ITEMS:
+            self.ok = False
+            return
+        self.refuse(f"type({expr}) is not {self.const(kind)}")
+        self.refuse(f"len({values}) != {len(items)}")
+        if not items:
+            return
+        names = [self.local() for _ in items]
+        self.lines.append(f"{', '.join(names)}, = {values}")
+        for name, v in zip(names, items):
+            if type(v) is Tensor:
+                self.found.append(name)
+                self.same_object(name, v)
+                self.tensor_flags(name, v)
+            else:
+                self.refuse(f"type({name}) is Tensor")
+
+    def tensor_flags(self, expr: str, t: Tensor) -> None:
+        """What the key reads of a captured Tensor besides its identity."""
+        if t.requires_grad:
+            self.refuse(
+                f"not {expr}.requires_grad or ({expr}.grad is None) is not {t.grad is None}"
+            )
+        else:
+            strides = self.const(t._array.strides)
+            self.refuse(f"{expr}.requires_grad or {expr}._array.strides != {strides}")
+
+
+_WATCHED = isinstance(getattr(type(_mode), "watched", None), bool)
+
+
+def _fast_path(
+    compiled: Compiled, program: _Program, args: tuple, kwargs: dict, found: list
+) -> None:
+    """Give `program` its fast `call` and `sgd` (see `_FastPath`) for calls like this one, whose
+    key is `program`'s; `found` is what `_signature` found for it."""
+    program.fast_built = True
+    w = _FastPath()
+    # `watched`: anomaly mode or a tracer, in one read, where the engine keeps it
+    w.refuse("mode.watched" if _WATCHED else "mode.tracer is not None or mode.anomaly")
+    w.refuse(f"mode.grad_enabled != {w.const(_mode.grad_enabled)}")
+    w.refuse(f"len(args) != {len(args)}")
+    if kwargs:
+        w.refuse(f"sorted(kwargs) != {w.const(sorted(kwargs))}")
+    else:
+        w.refuse("kwargs")
+    for i, a in enumerate(args):
+        name = w.local()
+        w.lines.append(f"{name} = args[{i}]")
+        w.argument(name, a)
+    for k in sorted(kwargs):
+        name = w.local()
+        w.lines.append(f"{name} = kwargs[{k!r}]")
+        w.argument(name, kwargs[k])
+    for cell in compiled._cells:
+        try:
+            x = cell.cell_contents
+        except ValueError:  # an empty cell: left to the general path
+            return
+        name = w.local()
+        w.lines.append(f"{name} = {w.const(cell)}.cell_contents")
+        w.captured(name, x)
+    g = compiled._globals
+    for global_name in compiled._global_names:
+        x = g.get(global_name)
+        name = w.local()
+        w.lines.append(f"{name} = G.get({global_name!r})")
+        if x is None:
+            w.refuse(f"{name} is not None")
+        else:
+            w.captured(name, x)
+    if compiled._bound is not None:
+        w.captured(w.const(compiled._bound), compiled._bound)
+    if not w.ok or len(found) != len(w.found):
+        return
+    ids = [id(x) for x in found]
+    everything = f"({', '.join(w.found)},)"
+    if len(set(ids)) < len(ids):  # one object in two places: the key has where, so must this
+        pattern = w.const(tuple(ids.index(i) for i in ids))
+        w.lines.append(f"ids = [id(x) for x in {everything}]")
+        w.refuse(f"tuple(ids.index(i) for i in ids) != {pattern}")
+    elif len(w.by_identity) < len(found) and len(found) > 1:  # two arguments may now be one
+        w.refuse(f"len({{id(x) for x in {everything}}}) != {len(found)}")
+
+    stores = program.stores
+    ns = w.ns
+    ns.update(mode=_mode, G=g, Tensor=Tensor, ndarray=np.ndarray, getrefcount=sys.getrefcount)
+    ns.update(run=program.run, param_lists=program.param_lists, lock=compiled._lock)
+    ns.update(check_storage=program.check_storage, check_gradients=program.check_gradients)
+    ns.update(wrap=Tensor._wrap, NAME=program.cost_name, UNHELD=_UNHELD_FAST, LR=compiled.lr)
+    ns.update(multiply=np.multiply, subtract=np.subtract, locks=engine._locks)
+    ns.update(locked=program.refuse_locked)
+    moved = []
+    for s, store in enumerate(stores):
+        ns[f"S{s}"] = store
+        for i, p in enumerate(store.params):
+            ns[f"P{s}_{i}"], ns[f"V{s}_{i}"] = p, store.views[i]
+            moved.append(f"P{s}_{i}._array is not V{s}_{i}")
+    storage = [f"if {' or '.join(moved)}:", "    check_storage()"]
+    grads = [f"g{s} = S{s}.grads" for s in range(len(stores))]
+    held = [  # as `_held`, one line per gradient
+        f"getrefcount(g{s}[{i}]) - (P{s}_{i}.grad is g{s}[{i}]) > UNHELD"
+        for s, st in enumerate(stores)
+        for i in range(len(st.params))
+    ]
+    delivered = [f"P{s}_{i}" for s, i in program.delivered]
+    gradients = [f"g{s}[{i}]" for s, i in program.delivered]
+    call = [
+        "def call(args, kwargs):",
+        "    with lock:",
+        "        try:",
+        *("            " + line for line in w.lines),
+        "        except Exception:  # an emptied closure cell, an == that raises: the general path",
+        "            return None",
+        *("        " + line for line in storage),
+        *("        " + line for line in grads),
+        f"        if {' or '.join(held)}:",
+        "            check_gradients()",
+        *("            " + line for line in grads),
+        f"        cost = run([{', '.join(w.found)}], param_lists)",
+        *(f"        {p}.grad = {gr}" for p, gr in zip(delivered, gradients)),
+        *(["        sgd(LR)"] if compiled.lr is not None else []),  # the gradients just given
+        f"    out = wrap(cost{'' if program.cost_is_new else '.copy()'})",
+        "    out._array.setflags(write=False)",
+        "    out.name = NAME",
+        "    return out",
+    ]
+    same = [f"{p}.grad is not {gr}" for p, gr in zip(delivered, gradients)]
+    sgd = [
+        "def sgd(lr):",
+        "    with lock:",
+        *("        " + line for line in storage),
+        *("        " + line for line in grads),
+        *([f"        if {' or '.join(same)}:", "            return False"] if same else []),
+        "        if locks:",
+        "            locked()",
+    ]
+    for s in range(len(stores)):
+        sgd += [
+            f"        multiply(S{s}.gflat, lr, out=S{s}.tmp)",
+            f"        subtract(S{s}.flat, S{s}.tmp, out=S{s}.flat)",
+        ]
+    sgd.append("    return True")
+    source = "\n".join(call + ["", ""] + sgd) + "\n"
+    exec(builtins.compile(source, f"<fast path of {compiled._name}>", "exec"), ns)  # noqa: S102
+    program.fast_source = source
+    program.fast_call, program.fast_sgd = ns["call"], ns["sgd"]
 
 
 def _references(params: list[Tensor], grads: list[Tensor]) -> int:
@@ -616,6 +895,14 @@ class _Slot:
 _UNHELD = _references([_Slot()], [Tensor._wrap(np.zeros(1))])
 
 
+def _count_first(g0: list[Tensor]) -> int:
+    return sys.getrefcount(g0[0])
+
+
+# The same, as the fast path's `getrefcount(g0[0])` counts it.
+_UNHELD_FAST = _count_first([Tensor._wrap(np.zeros(1))])
+
+
 def _held(params: list[Tensor], grads: list[Tensor]) -> bool:
     """Whether anything beyond `p.grad` still refers to one of the gradient Tensors."""
     return _references(params, grads) > _UNHELD
@@ -633,7 +920,15 @@ def _identifier(name: str | None, taken: set[str], fallback: str) -> str:
     return candidate
 
 
-_RESERVED = {"inputs", "params", "ignore_overflow", "step", "np"}
+_RESERVED = {
+    "inputs",
+    "params",
+    "ignore_overflow",
+    "restore_errstate",
+    "overflow",
+    "step",
+    "np",
+}
 _PROGRAM_NUMBERS = itertools.count(1)
 
 
@@ -678,7 +973,8 @@ class _Lowering:
         self.plain = {id(t): data for t, data in tracer.poisoned}
         self.values: dict[int, _Value] = {}
         self.namespace: dict[str, Any] = dict(_NUMPY_NAMES)
-        self.namespace["ignore_overflow"] = _IgnoreOverflow()
+        self.namespace["ignore_overflow"] = _ignore_overflow
+        self.namespace["restore_errstate"] = _restore_errstate
         self.old_grads: dict[int, tuple[int, int]] = {}
         self.scalars: dict[tuple, _Value] = {}
         self.constant_names: list[str] = []
@@ -687,6 +983,10 @@ class _Lowering:
         self.fallback: Callable[[str], str] = str
         self.scratch: list[np.ndarray] = []
         self.operand: _Value | None = None
+        self.operands: list[_Value] = []
+        self.output: _Value | None = None
+        self.assignable = self.assigned = False
+        self.assigned_values: set[int] = set()
         self.take: Callable[..., np.ndarray] = np.empty
 
     def data_of(self, t: Tensor) -> np.ndarray:
@@ -907,9 +1207,15 @@ class _Lowering:
                 else:
                     v.array = take(v.shape, v.dtype, v.order)
                 ns[v.name] = v.array
-                helper.scratch, helper.operand = [], ins[0]
-                helper.take = take
+                helper.scratch, helper.operand, helper.operands = [], ins[0], ins
+                helper.take, helper.output, helper.assigned = take, v, False
+                helper.assignable = id(v) not in pinned and not v.shape
                 body.extend(emit(fn, args, v.name, helper))
+                if helper.assigned:  # a new array each call: the buffer is not used
+                    del ns[v.name]
+                    v.kind = "fresh"
+                    give(v)
+                    given.add(id(v))
                 for array in helper.scratch:
                     pool.setdefault((array.shape, array.dtype, "C"), []).append(array)
             for x in dies.get(n, []):
@@ -944,9 +1250,18 @@ class _Lowering:
         program.namespace = ns
         program.delivered = [slot for _, slot in finals]
         program.cost_name = cost.name
+        program.cost_is_new = cost_v.kind == "fresh" and id(cost_v) in self.assigned_values
         return program
 
     # ----- what the emitters ask for
+    def assign(self) -> bool:
+        """Whether the emitter may assign the 0-d result as a new array each call (`name = …`)
+        instead of writing it into a buffer; True commits it to doing so."""
+        if self.assignable:
+            self.assigned = True
+            self.assigned_values.add(id(self.output))
+        return self.assignable
+
     def tmp(self) -> str:
         """A scratch buffer of the first operand's shape and dtype, free again after the op."""
         x = self.operand
@@ -1069,7 +1384,9 @@ class Compiled:
         self._programs: dict[tuple, _Program] = {}
         self._last: _Program | None = None
         self._eager_params: list[Tensor] | None = None
-        self._checked_lr: float | None = None
+        self._checked_lr: Any = None  # the last lr checked (by identity)
+        self._fast: Callable[[tuple, dict], Tensor | None] | None = None
+        self._fast_sgd: Callable[[float], bool] | None = None
         self._lock = threading.RLock()
         func = getattr(fn, "__func__", fn)
         code = getattr(func, "__code__", None)
@@ -1149,6 +1466,11 @@ class Compiled:
         return tuple(parts), found
 
     def __call__(self, *args: Any, **kwargs: Any) -> Tensor:
+        fast = self._fast
+        if fast is not None:  # the last call's program, if the guard finds the same signature
+            cost = fast(args, kwargs)
+            if cost is not None:
+                return cost
         mode = _mode
         if mode.tracer is not None:
             raise TraceError(
@@ -1162,7 +1484,9 @@ class Compiled:
             program = self._programs.get(key)
             if program is None:
                 return self._trace(key, found, args, kwargs)
-            self._last = program
+            if not program.fast_built:  # built when the key is this program's, as it is now
+                _fast_path(self, program, args, kwargs, found)
+            self._last, self._fast, self._fast_sgd = program, program.fast_call, program.fast_sgd
             self._eager_params = None
             program.check_storage()
             program.check_gradients()
@@ -1175,13 +1499,19 @@ class Compiled:
     def sgd(self, lr: float) -> None:
         """p ← p − lr·p.grad for every parameter the last call gave a gradient, as `fnn.SGD`
         does, in two NumPy calls per dtype over the flat storage."""
-        if lr != self._checked_lr:
-            self._checked_lr = _check_lr(lr)
+        if lr is not self._checked_lr:
+            _check_lr(lr)
+            self._checked_lr = lr
+        fast = self._fast_sgd
+        if fast is not None and fast(lr):
+            return
         with self._lock:
             program = self._last
             if self._eager_params is None and program is None:
                 raise RuntimeError("sgd: call the compiled function first")
             if self._eager_params is None:
+                if program.fast_sgd is not None and program.fast_sgd(lr):
+                    return
                 program.check_storage()
                 if program.sgd(lr):
                     return
@@ -1198,6 +1528,7 @@ class Compiled:
         cost.backward()
         params = [t for t in found if type(t) is Tensor and t.requires_grad]
         self._eager_params = list({id(p): p for p in params}.values())
+        self._fast = self._fast_sgd = None
         if self.lr is not None:
             self.sgd(self.lr)
         return cost
@@ -1261,6 +1592,7 @@ class Compiled:
             del self._programs[next(iter(self._programs))]
         self._programs[key] = program
         self._last, self._eager_params = program, None
+        self._fast = self._fast_sgd = None
         if self.lr is not None:
             program.sgd(self.lr)
         return _result(cost._array, cost.name)
