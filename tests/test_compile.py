@@ -997,3 +997,36 @@ def test_a_warning_in_the_program_points_at_its_line():
         step()
     assert "compiled" in caught[0].filename
     assert "log(" in linecache.getline(caught[0].filename, caught[0].lineno)
+
+
+@pytest.mark.parametrize(
+    "use",
+    [
+        lambda u, arr: (u * arr).sum(),
+        lambda u, arr: (arr * u).sum(),
+        lambda u, arr: np.multiply(arr, u).sum(),
+        lambda u, arr: (u - arr + u / arr).sum(),
+    ],
+)
+def test_an_array_argument_used_directly_is_read_afresh_at_every_call(use):
+    u = Tensor(np.ones((2, 3)), requires_grad=True)
+    step = compile(lambda arr: use(u, arr))
+    for k in range(4):
+        arr = np.full((2, 3), float(k + 1))
+        with no_grad():
+            expected = use(u.detach(), arr)
+        u.grad = None
+        assert step(arr).item() == expected.item()
+        eager_u = Tensor(u.data, requires_grad=True)
+        use(eager_u, arr).backward()
+        np.testing.assert_array_equal(u.grad.data, eager_u.grad.data)
+
+
+@pytest.mark.parametrize(
+    "use", [lambda u, arr: (u @ arr.T).sum(), lambda u, arr: (u + arr.astype(np.float64)).sum()]
+)
+def test_numpy_work_on_an_array_argument_inside_a_compiled_function_is_refused(use):
+    u = Tensor(np.ones((2, 3)), requires_grad=True)
+    step = compile(lambda arr: use(u, arr))
+    with pytest.raises(TraceError, match="frozen"):
+        step(np.ones((2, 3)))

@@ -103,6 +103,8 @@ class _Traced(np.ndarray):
     inside an operation's `forward`."""
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
+        if any(isinstance(x, Tensor) for x in inputs):
+            return NotImplemented  # `array * tensor`: the Tensor's dispatch records it
         if not _inside_operation():
             raise _escape(f"np.{ufunc.__name__}")
         if "out" in kwargs:

@@ -1131,7 +1131,10 @@ def _operand(x: Any, like: Tensor, op: str) -> Tensor:
             f"{op}: cannot combine {_describe(like)} with {type(x).__name__} "
             f"(NumPy reads it as {given.dtype})"
         )
-    return Tensor._wrap(given.astype(like._array.dtype, copy=False))
+    t = Tensor._wrap(given.astype(like._array.dtype, copy=False))
+    if _mode.tracer is not None and isinstance(x, np.ndarray):
+        _mode.tracer.made(t, x)  # `compile` reads an array argument afresh at every call
+    return t
 
 
 def _ints(values: Sequence[Any], op: str) -> tuple[int, ...]:

@@ -264,6 +264,14 @@ class _Catcher:
         if self.previous is not None:
             self.previous.refuse(tensor, what)
 
+    def made(self, tensor: Tensor, source: Any) -> None:
+        if self.previous is not None:
+            self.previous.made(tensor, source)
+
+    def gradient(self, of: Tensor, g: Tensor) -> None:
+        if self.previous is not None:
+            self.previous.gradient(of, g)
+
 
 @contextlib.contextmanager
 def catch_conversions() -> Iterator[list[Tensor]]:
