@@ -8,8 +8,9 @@ to the operand's shape. Because the rules are Tensor operations, `create_graph=T
 backward pass like any forward pass, and it can be differentiated again.
 
 Data a live graph needs cannot change under it: while a recorded operation is waiting for its
-backward pass, the arrays of its leaf inputs are read-only, and results of recorded operations
-are read-only from birth (see `Tensor.data`). Grad mode and anomaly mode are per thread.
+backward pass, the arrays of its leaf inputs (and the arrays those are views of) are read-only,
+and the array of a recorded result is read-only once it is handed out (see `Tensor.data`). Grad
+mode and anomaly mode are per thread.
 """
 
 from __future__ import annotations
@@ -331,7 +332,7 @@ class Tensor:
     @property
     def data(self) -> np.ndarray:
         """The array. Read-only while a recorded graph still needs it (until its backward), and
-        always for results of recorded operations; replace a leaf's array by assigning here."""
+        from here on for a recorded result; replace a leaf's array by assigning here."""
         return self._shared()
 
     def _shared(self) -> np.ndarray:
