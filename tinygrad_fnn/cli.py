@@ -452,9 +452,8 @@ def cmd_derive(args: argparse.Namespace) -> int:
 
 
 def _print_comparisons(X, Y, params, losses, activation: str = "relu") -> None:
-    arrays = {k: p.detach().data for k, p in params.items()}  # explicit: see the engine's rules
     for loss in losses:
-        print(compare_gradients(X, Y, arrays, loss, activation).table())
+        print(compare_gradients(X, Y, params, loss, activation).table())
         print()
     m = X.shape[1]
     if m & (m - 1):

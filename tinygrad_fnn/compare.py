@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from tinygrad_fnn import fnn, manual
-from tinygrad_fnn.engine import Tensor
+from tinygrad_fnn.engine import as_array
 
 PARAMETER_GRADIENTS = ("dW1", "db1", "dW2", "db2")
 EXAMPLE_GRADIENTS = ("dZ1", "dZ2", "dA1")
@@ -186,11 +186,6 @@ def engine_gradients(
     return grads
 
 
-def _array(p: Any) -> np.ndarray:
-    """A private copy of a parameter given as an array or a Tensor (its data, not its history)."""
-    return np.array(p.data if isinstance(p, Tensor) else p)
-
-
 def compare_gradients(
     X: Any,
     Y: Any,
@@ -211,10 +206,10 @@ def compare_gradients(
         raise ValueError(f"loss must be one of {fnn.LOSSES}, got {loss!r}")
     L = manual.number_of_layers(parameters)
     names = [f"{p}{k}" for k in range(1, L + 1) for p in "Wb"]
-    arrays = {k: _array(parameters[k]) for k in names}
+    arrays = {k: np.array(as_array(parameters[k])) for k in names}  # private copies
     dtype = arrays["W1"].dtype
-    X = np.asarray(_array(X), dtype=dtype)
-    Y = np.asarray(_array(Y), dtype=dtype)
+    X = np.asarray(as_array(X), dtype=dtype)
+    Y = np.asarray(as_array(Y), dtype=dtype)
     layers = (arrays["W1"].shape[1], *(arrays[f"W{k}"].shape[0] for k in range(1, L + 1)))
     if X.ndim != 2 or X.shape[0] != layers[0]:
         raise ValueError(f"X must be ({layers[0]}, m) for these parameters, got {X.shape}")

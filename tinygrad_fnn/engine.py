@@ -1119,6 +1119,12 @@ def _value(x: Any) -> Any:
     return x._array if isinstance(x, Tensor) else x
 
 
+def as_array(x: Any) -> np.ndarray:
+    """The values of a Tensor, taken out on purpose (without its history), or of anything NumPy
+    reads as an array; for code that works on arrays beside the engine (saving, comparing)."""
+    return np.asarray(_value(x))
+
+
 def _operand(x: Any, like: Tensor, op: str) -> Tensor:
     """`x` as a Tensor beside `like`: numbers and arrays take `like`'s dtype."""
     if isinstance(x, Tensor):

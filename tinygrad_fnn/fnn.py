@@ -21,7 +21,7 @@ import numpy as np
 
 from tinygrad_fnn import datasets, manual
 from tinygrad_fnn.compile import Compiled, compile
-from tinygrad_fnn.engine import Tensor, no_grad
+from tinygrad_fnn.engine import Tensor, as_array, no_grad
 from tinygrad_fnn.losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -323,7 +323,7 @@ def predict(X: Any, parameters: dict[str, Tensor], activation: str = "relu") -> 
 
 def accuracy(X: Any, Y: Any, parameters: dict[str, Tensor], activation: str = "relu") -> float:
     """The fraction of examples classified correctly (Y: a row of 0/1 or one-hot columns)."""
-    Y = Y.data if isinstance(Y, Tensor) else np.asarray(Y)
+    Y = as_array(Y)
     return float(np.mean(predict(X, parameters, activation)[0] == datasets.labels_of(Y)))
 
 

@@ -19,6 +19,8 @@ from typing import IO, Any
 import numpy as np
 from numpy.lib import format as npy_format
 
+from tinygrad_fnn.engine import as_array
+
 PARAMETERS = ("W1", "b1", "W2", "b2")
 STATISTICS = ("mean", "std")
 
@@ -70,13 +72,6 @@ def check_target(path: str | os.PathLike, what: str = "--save") -> Path:
     return path
 
 
-def _plain(value: Any) -> np.ndarray:
-    """A Tensor's array (explicitly: the engine refuses implicit conversion) or an array."""
-    from tinygrad_fnn.engine import Tensor
-
-    return value.detach().data if isinstance(value, Tensor) else np.asarray(value)
-
-
 def save_parameters(
     path: str | os.PathLike,
     parameters: dict,
@@ -91,8 +86,8 @@ def save_parameters(
     follows the umask, as a plain `open` would.
     """
     path = check_target(path)
-    arrays = {k: _plain(parameters[k]) for k in PARAMETERS}
-    arrays.update(mean=_plain(mean), std=_plain(std), dataset=np.array(dataset))
+    arrays = {k: as_array(parameters[k]) for k in PARAMETERS}
+    arrays.update(mean=as_array(mean), std=as_array(std), dataset=np.array(dataset))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())
