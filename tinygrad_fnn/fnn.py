@@ -204,6 +204,16 @@ class SGD:
             p.grad = None
 
 
+def step_cost(
+    X: Tensor, Y: Tensor, parameters: dict[str, Tensor], loss: str, activation: str = "relu"
+) -> Tensor:
+    """The forward pass and the cost of one step; the fused loss stops the forward pass at the
+    logits, before the sigmoid or softmax."""
+    if loss == "fused":
+        return cost_of(forward_logits(X, parameters, activation), Y, loss)
+    return cost_of(forward_propagation(X, parameters, activation)[1], Y, loss)
+
+
 def train_step(
     X: Tensor,
     Y: Tensor,
@@ -212,16 +222,9 @@ def train_step(
     loss: str,
     activation: str = "relu",
 ) -> Tensor:
-    """Forward, cost, backward, update; returns the cost Tensor.
-
-    The fused loss starts from the logits, so its forward pass stops before the sigmoid. A cost
-    that is not finite raises `NonFiniteCostError` before the parameters are touched."""
-    cache = (
-        forward_logits(X, parameters, activation)
-        if loss == "fused"
-        else forward_propagation(X, parameters, activation)[1]
-    )
-    cost = cost_of(cache, Y, loss)
+    """Forward, cost, backward, update; returns the cost Tensor. A cost that is not finite
+    raises `NonFiniteCostError` before the parameters are touched."""
+    cost = step_cost(X, Y, parameters, loss, activation)
     _check_cost(cost, loss)
     optimizer.zero_grad()
     cost.backward()
@@ -236,9 +239,7 @@ def compiled_step(
     cost and backward as generated NumPy code, bit-identical to the eager engine."""
 
     def cost() -> Tensor:
-        if loss == "fused":
-            return cost_of(forward_logits(X, parameters, activation), Y, loss)
-        return cost_of(forward_propagation(X, parameters, activation)[1], Y, loss)
+        return step_cost(X, Y, parameters, loss, activation)
 
     return compile(cost)
 
