@@ -37,6 +37,7 @@ class AnomalyError(FloatingPointError):
 
 class _Mode(threading.local):
     grad_enabled = True
+    arrays = False  # the backward walk runs the rules on plain arrays (see `_backprop`)
     rule: str | None = None  # the derivative rule being run, for anomaly messages
     watched = False  # anomaly mode is on or a tracer listens: every operation reports to them
     _anomaly = False
@@ -138,10 +139,14 @@ def _lock(arrays: list[np.ndarray]) -> list[np.ndarray]:
     locked = []
     with _guard:
         for a in arrays:
-            owner = a
-            while isinstance(owner.base, np.ndarray):
-                owner = owner.base
-            for x in (owner, a) if owner is not a else (a,):
+            if a.base is None:
+                chain: tuple[np.ndarray, ...] = (a,)
+            else:
+                owner = a
+                while isinstance(owner.base, np.ndarray):
+                    owner = owner.base
+                chain = (owner, a) if owner is not a else (a,)
+            for x in chain:
                 entry = _locks.get(id(x))
                 if entry is not None:
                     entry[1] += 1
@@ -230,8 +235,17 @@ class Function:
         return _rule_line(type(self))
 
     def __call__(self, *inputs: Tensor) -> Tensor:
+        if _mode.arrays:  # a rule run by the backward walk on plain arrays: compute, no record
+            if Tensor in map(type, inputs):  # a rule that brought in a Tensor of its own
+                inputs = tuple(_value(x) for x in inputs)
+            return self.forward(*inputs)
         try:
-            data = self.forward(*[t._array for t in inputs])
+            arrays = [t._array for t in inputs]
+        except AttributeError:
+            given = ", ".join(type(t).__name__ for t in inputs)
+            raise TypeError(f"{self.op}: expects Tensors, got {given}") from None
+        try:
+            data = self.forward(*arrays)
         except ValueError as e:
             shapes = " and ".join(_describe(t) for t in inputs)
             raise ShapeError(f"{self.op}: cannot apply to {shapes}: {e}") from None
@@ -240,10 +254,9 @@ class Function:
         out = Tensor._wrap(data)
         mode = _mode
         if mode.grad_enabled and self.differentiable:
-            for t in inputs:
-                if t.requires_grad:
-                    self.record(inputs, out)
-                    break
+            needs_grad = tuple([t.requires_grad for t in inputs])
+            if True in needs_grad:
+                self.record(inputs, needs_grad, out)
         if mode.watched:
             if mode.tracer is not None:
                 mode.tracer.record(self, inputs, out)
@@ -251,13 +264,13 @@ class Function:
                 _check_finite(self.op, inputs, data, "output")
         return out
 
-    def record(self, inputs: tuple[Tensor, ...], out: Tensor) -> None:
+    def record(self, inputs: tuple[Tensor, ...], needs_grad: tuple[bool, ...], out: Tensor) -> None:
         """Remember the inputs for backward, and keep the data it will read from changing."""
         self.parents = inputs
-        self.needs_grad = tuple([t.requires_grad for t in inputs])
+        self.needs_grad = needs_grad
         self.freed = False
         leaves = [t._array for t in inputs if t._ctx is None]
-        self.locked = locked = _lock(leaves) if leaves else []
+        self.locked = locked = _lock(leaves) if leaves else leaves
         # The lock ends at backward (`release`) or when the output is dropped unused.
         self.out = weakref.ref(out, lambda _: _unlock(locked)) if locked else weakref.ref(out)
         out.requires_grad = True
@@ -600,16 +613,16 @@ class Tensor:
 
     # ----- elementwise functions
     def exp(self) -> Tensor:
-        return Exp()(self)
+        return exp(self)
 
     def log(self) -> Tensor:
-        return Log()(self)
+        return log(self)
 
     def relu(self) -> Tensor:
         return ReLU()(self)
 
     def sigmoid(self) -> Tensor:
-        return Sigmoid()(self)
+        return sigmoid(self)
 
     def tanh(self) -> Tensor:
         return Tanh()(self)
@@ -651,7 +664,7 @@ class Tensor:
         return Transpose(normal)(self)
 
     def broadcast_to(self, shape: Sequence[int]) -> Tensor:
-        return BroadcastTo(_ints(shape, "broadcast_to"))(self)
+        return broadcast_to(self, shape)
 
     # ----- the operations a learner reaches for next (rules in ops.py)
     def __getitem__(self, index: Any) -> Tensor:
@@ -673,8 +686,7 @@ class Tensor:
 
     def flip(self, axis: int) -> Tensor:
         """The elements along `axis` in reverse order."""
-        (a,) = _axes(axis, self.ndim, "flip")
-        return self[(slice(None),) * a + (slice(None, None, -1),)]
+        return flip(self, axis)
 
     def __abs__(self) -> Tensor:
         return Abs()(self)
@@ -685,7 +697,7 @@ class Tensor:
 
     def sign(self) -> Tensor:
         """-1, 0 or 1, with gradient 0."""
-        return Sign()(self)
+        return sign(self)
 
     def sqrt(self) -> Tensor:
         return Sqrt()(self)
@@ -748,31 +760,15 @@ class Tensor:
 
     def logsumexp(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """log(Σ exp(x)), computed stably by shifting by the maximum (a constant: it cancels)."""
-        axes = _axes(axis, self.ndim, "logsumexp")
-        shift = self._shift(axes)
-        total = (self - shift).exp().sum(axes, keepdims=True).log() + shift
-        return (
-            total
-            if keepdims
-            else total.reshape(
-                [n for i, n in enumerate(total.shape) if not (axes is None or i in axes)]
-            )
-        )
-
-    def _shift(self, axes: tuple[int, ...] | None) -> Tensor:
-        """The maximum over `axes` (kept), as a constant; 0 where it is infinite."""
-        with no_grad():
-            shift = Max(axes, True)(self.detach())
-        return where(shift == -np.inf, 0.0, where(shift == np.inf, 0.0, shift))
+        return logsumexp(self, axis, keepdims)
 
     def softmax(self, axis: int = -1) -> Tensor:
         """exp(x) / Σ exp(x) along `axis`, shifted by the maximum (a constant: it cancels)."""
-        e = (self - self._shift(_axes(axis, self.ndim, "softmax"))).exp()
-        return e / e.sum(axis, keepdims=True)
+        return softmax(self, axis)
 
     def log_softmax(self, axis: int = -1) -> Tensor:
         """x − logsumexp(x) along `axis`: the log-probabilities, without overflow."""
-        return self - self.logsumexp(axis, keepdims=True)
+        return log_softmax(self, axis)
 
     def leaky_relu(self, slope: float = 0.01) -> Tensor:
         """x above 0, slope·x elsewhere; the slope at exactly 0 is `slope`, as in PyTorch."""
@@ -986,18 +982,19 @@ def _topological_order(root: Function) -> list[Function]:
 
 def unbroadcast(g: Tensor, shape: tuple[int, ...], fn: Function) -> Tensor:
     """Sum `g` over the axes along which an operand of `shape` was broadcast by `fn`."""
-    g_shape = g._array.shape
+    g_shape = g.shape
     lead = len(g_shape) - len(shape)
-    if lead < 0 or any(n != 1 and n != m for n, m in zip(shape, g_shape[lead:])):
-        raise ShapeError(
-            f"the rule of {fn.op} gave a gradient of shape {g_shape} for an input of shape "
-            f"{shape}; a rule must give the input's shape or one it broadcasts to"
-        )
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and g_shape[lead + i] != 1
-    )
-    summed = Sum(axes, True)(g) if axes else g
-    return summed.reshape(shape) if summed._array.shape != shape else summed
+    axes = list(range(lead))
+    for i, n in enumerate(shape):
+        if lead < 0 or (n != g_shape[lead + i] and n != 1):
+            raise ShapeError(
+                f"the rule of {fn.op} gave a gradient of shape {g_shape} for an input of shape "
+                f"{shape}; a rule must give the input's shape or one it broadcasts to"
+            )
+        if n != g_shape[lead + i]:
+            axes.append(lead + i)
+    summed = Sum(tuple(axes), True)(g) if axes else g
+    return summed.reshape(shape) if summed.shape != shape else summed
 
 
 def _backprop(
@@ -1014,14 +1011,23 @@ def _backprop(
     reaching one tensor from several uses are added. With `wanted` None, leaf gradients
     accumulate into `.grad`; otherwise the gradients of the tensors in `wanted` are stored
     there and no `.grad` is touched (this is `grad()`).
+
+    The rules are formulas that read the same on Tensors and on NumPy arrays. When nothing
+    records this pass (no `create_graph`, no `compile` tracing, no anomaly mode), they run on
+    the plain arrays, and NumPy evaluates each formula directly; otherwise on the Tensors, so
+    that the pass is recorded like any other. Both give the same bits: an operation on Tensors
+    runs the very NumPy expression it would run on arrays.
     """
+    given = {id(seed._array)}  # arrays handed out as gradients: see `_deliver`
     if root._ctx is None:
-        _deliver(root, seed, wanted)
+        _deliver(root, seed, wanted, given)
         return
-    grads: dict[Function, Tensor] = {root._ctx: seed}
     mode = _mode
-    previous = mode.grad_enabled
+    on_arrays = not create_graph and not mode.watched
+    grads: dict[Function, Any] = {root._ctx: seed._array if on_arrays else seed}
+    previous = mode.grad_enabled, mode.arrays
     mode.grad_enabled = create_graph
+    mode.arrays = on_arrays
     try:
         for fn in reversed(_topological_order(root._ctx)):
             g = grads.pop(fn)
@@ -1031,43 +1037,58 @@ def _backprop(
                     "first backward; pass retain_graph=True to that call to keep it"
                 )
             z = fn.out()
-            if mode.tracer is not None:
-                mode.tracer.gradient(z, g)  # `compile` names the gradient after z
-            if z._retains_grad or (wanted and z in wanted):
-                _deliver(z, g, wanted)
-            parents = fn.parents
             if mode.watched:
+                if mode.tracer is not None:
+                    mode.tracer.gradient(z, g)  # `compile` names the gradient after z
                 mode.rule = fn.op  # anomaly messages name the rule running
+            if z._retains_grad or (wanted and z in wanted):
+                _deliver(z, g, wanted, given)
+            parents = fn.parents
+            if on_arrays:
+                z = z._array
+                inputs = [t._array for t in parents]
+            else:
+                inputs = parents
             if fn.vjps:  # one rule per input, run only for the inputs that need it
                 input_grads = [
-                    rule(fn, g, z, *parents) if need else None
+                    rule(fn, g, z, *inputs) if need else None
                     for rule, need in zip(fn.vjps, fn.needs_grad)
                 ]
             else:
-                input_grads = fn.backward(g, z, *parents)
+                input_grads = fn.backward(g, z, *inputs)
             mode.rule = None
-            for t, tg, need in zip(parents, input_grads, fn.needs_grad):
+            for t, x, tg, need in zip(parents, inputs, input_grads, fn.needs_grad):
                 if not need or tg is None:  # None: this input has no derivative
                     continue
-                if tg._array.shape != t._array.shape:
-                    tg = unbroadcast(tg, t._array.shape, fn)
+                if tg.shape != x.shape:
+                    tg = unbroadcast(tg, x.shape, fn)
                 if mode.watched and mode.anomaly:
-                    _check_finite(fn.op, fn.parents, tg._array, f"gradient for {_describe(t)}")
+                    _check_finite(fn.op, parents, tg._array, f"gradient for {_describe(t)}")
                 c = t._ctx
                 if c is None:
-                    _deliver(t, tg, wanted)
+                    _deliver(t, tg, wanted, given)
                 else:
                     previous_grad = grads.get(c)
                     grads[c] = tg if previous_grad is None else previous_grad + tg
             if not retain_graph:
                 fn.release()
     finally:
-        mode.grad_enabled = previous
+        mode.grad_enabled, mode.arrays = previous
         mode.rule = None
 
 
-def _deliver(t: Tensor, g: Tensor, wanted: dict[Tensor, Tensor | None] | None) -> None:
-    """Add `g` to the gradient kept for `t`: its `.grad`, or its entry in `wanted`."""
+def _deliver(
+    t: Tensor, g: Any, wanted: dict[Tensor, Tensor | None] | None, given: set[int]
+) -> None:
+    """Add `g` (a Tensor, or an array from a walk on arrays) to the gradient kept for `t`: its
+    `.grad`, or its entry in `wanted`. An array already handed out as a gradient (the seed, or
+    one a rule passed on unchanged to two inputs) is copied first, so that no two gradients share
+    memory and an in-place edit of one cannot change another."""
+    if type(g) is not Tensor:
+        g = Tensor._wrap(g if type(g) is np.ndarray else np.asarray(g))
+    if id(g._array) in given and not g.requires_grad and _mode.tracer is None:
+        g = Tensor._wrap(g._array.copy())
+    given.add(id(g._array))
     if wanted is None:
         with _guard:  # several threads may back-propagate into one shared leaf
             if t.grad is not None and t.grad.shape != g.shape:
@@ -1076,10 +1097,17 @@ def _deliver(t: Tensor, g: Tensor, wanted: dict[Tensor, Tensor | None] | None) -
                     f"{t.grad.shape}, which a new one of shape {g.shape} cannot add to "
                     "(was its data replaced?); set its .grad to None first"
                 )
-            t.grad = g if t.grad is None else t.grad + g
+            t.grad = g if t.grad is None else _plus(t.grad, g)
     elif t in wanted:
         previous = wanted[t]
-        wanted[t] = g if previous is None else previous + g
+        wanted[t] = g if previous is None else _plus(previous, g)
+
+
+def _plus(held: Tensor, g: Tensor) -> Tensor:
+    """held + g, as a Tensor: recorded when the walk records, else added on the arrays."""
+    if _mode.arrays:
+        return Tensor._wrap(np.asarray(held._array + g._array))
+    return held + g
 
 
 def grad(
@@ -1189,9 +1217,42 @@ def _matmul(a: Tensor, b: Tensor) -> Tensor:
 # ----- helpers for the operations a learner reaches for next
 
 
+# ----- functions: the rules are written with these (and operators), which take Tensors or, in a
+# backward walk on plain arrays, NumPy arrays
+
+
+def exp(x: Tensor) -> Tensor:
+    return Exp()(x)
+
+
+def log(x: Tensor) -> Tensor:
+    return Log()(x)
+
+
+def sigmoid(x: Tensor) -> Tensor:
+    return Sigmoid()(x)
+
+
+def sign(x: Tensor) -> Tensor:
+    """-1, 0 or 1, with gradient 0."""
+    return Sign()(x)
+
+
+def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
+    return BroadcastTo(_ints(shape, "broadcast_to"))(x)
+
+
+def flip(x: Tensor, axis: int) -> Tensor:
+    """The elements along `axis` in reverse order."""
+    (a,) = _axes(axis, x.ndim, "flip")
+    return x[(slice(None),) * a + (slice(None, None, -1),)]
+
+
 def where(condition: Any, x: Any, y: Any) -> Tensor:
     """x where `condition` holds, y elsewhere, broadcasting as `np.where`; the condition (a
     boolean tensor or array, or anything nonzero-is-true) gets no gradient."""
+    if _mode.arrays:
+        return Where()(condition, x, y)
     like = next((t for t in (x, y) if isinstance(t, Tensor)), None)
     if like is None:
         like = Tensor._wrap(np.asarray(x, dtype=np.result_type(x, y, np.float64)))
@@ -1200,6 +1261,35 @@ def where(condition: Any, x: Any, y: Any) -> Tensor:
     else:
         c = Tensor._wrap(np.asarray(condition).astype(bool, copy=False))
     return Where()(c, _operand(x, like, "where"), _operand(y, like, "where"))
+
+
+def logsumexp(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
+    """log(Σ exp(x)), computed stably by shifting by the maximum (a constant: it cancels)."""
+    axes = _axes(axis, x.ndim, "logsumexp")
+    shift = _shift(x, axes)
+    total = log(exp(x - shift).sum(axes, keepdims=True)) + shift
+    if keepdims:
+        return total
+    return total.reshape([n for i, n in enumerate(total.shape) if not (axes is None or i in axes)])
+
+
+def softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """exp(x) / Σ exp(x) along `axis`, shifted by the maximum (a constant: it cancels)."""
+    axes = _axes(axis, x.ndim, "softmax")
+    e = exp(x - _shift(x, axes))
+    return e / e.sum(axes, keepdims=True)
+
+
+def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
+    """x − logsumexp(x) along `axis`: the log-probabilities, without overflow."""
+    return x - logsumexp(x, axis, keepdims=True)
+
+
+def _shift(x: Tensor, axes: tuple[int, ...] | None) -> Tensor:
+    """The maximum over `axes` (kept), as a constant; 0 where it is infinite."""
+    with no_grad():
+        shift = Max(axes, True)(Detach()(x))
+    return where(shift == -np.inf, 0.0, where(shift == np.inf, 0.0, shift))
 
 
 def concatenate(tensors: Sequence[Any], axis: int | None = 0) -> Tensor:

@@ -14,6 +14,7 @@ In general, for layer sizes [n_x, h1, …, n_y] (L weight matrices) and a hidden
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -174,7 +175,7 @@ class NonFiniteCostError(FloatingPointError):
 
 def _check_cost(cost: Tensor, loss: str) -> None:
     value = float(cost.data)
-    if np.isfinite(value):
+    if math.isfinite(value):
         return
     if loss == "composed":
         hint = (
@@ -197,7 +198,8 @@ class SGD:
     def step(self) -> None:
         for p in self.parameters:
             if p.grad is not None:
-                p.data -= self.lr * p.grad.data
+                data = p.data
+                data -= self.lr * p.grad.data
 
     def zero_grad(self) -> None:
         for p in self.parameters:

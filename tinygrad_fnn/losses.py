@@ -17,7 +17,16 @@ from typing import Any
 
 import numpy as np
 
-from tinygrad_fnn.engine import Function, ShapeError, Tensor, _describe, _operand
+from tinygrad_fnn.engine import (
+    Function,
+    ShapeError,
+    Tensor,
+    _describe,
+    _operand,
+    log_softmax,
+    sigmoid,
+    softmax,
+)
 
 # ----- two classes
 
@@ -51,7 +60,7 @@ class BCEWithLogits(Function):
         return np.asarray(np.add.reduce(loss, axis=None) / loss.size, dtype=a.dtype)
 
     def da(self, g, z, a, y):
-        return (a.sigmoid() - y) / a.size * g
+        return (sigmoid(a) - y) / a.size * g
 
     def dy(self, g, z, a, y):
         return -a / a.size * g
@@ -89,10 +98,10 @@ class SoftmaxCrossEntropy(Function):
         return np.asarray(-np.add.reduce(y * log_probs, axis=None) / a.shape[1], dtype=a.dtype)
 
     def da(self, g, z, a, y):
-        return (a.softmax(axis=0) * y.sum(axis=0, keepdims=True) - y) / a.shape[1] * g
+        return (softmax(a, axis=0) * y.sum(axis=0, keepdims=True) - y) / a.shape[1] * g
 
     def dy(self, g, z, a, y):
-        return -a.log_softmax(axis=0) / a.shape[1] * g
+        return -log_softmax(a, axis=0) / a.shape[1] * g
 
 
 def _targets(predictions: Tensor, targets: Any, op: str, columns: bool = False) -> Tensor:

@@ -5,7 +5,10 @@ the input arrays; for each input `x` the method `dx(self, g, z, a, b, …)` retu
 of the cost with respect to `x`, given `g`, the gradient with respect to `z`. Each rule is the
 formula for the full shapes: the backward walk (`engine._backprop`) skips the inputs that need
 no gradient and sums a broadcast operand's gradient back to its own shape, so no rule repeats
-that. The rules are Tensor operations, so they can be differentiated again.
+that. A rule is written with operators, the methods Tensors share with NumPy arrays (`reshape`,
+`sum`, `astype`, `mT`, indexing) and the engine's functions (`exp(a)`, `where(c, x, y)`, …), so
+it reads the same on either: the walk runs it on plain arrays, or on Tensors when the backward
+pass is itself recorded (`create_graph=True`), and then it can be differentiated again.
 
 NumPy's rules for domain errors carry through: `log` of a negative number or `(-8) ** (1/3)`
 gives nan, and `log(0)` gives -inf, each with NumPy's RuntimeWarning.
@@ -19,7 +22,7 @@ import math
 
 import numpy as np
 
-from tinygrad_fnn.engine import Function, Tensor, where
+from tinygrad_fnn.engine import Function, Tensor, broadcast_to, exp, flip, log, sigmoid, sign, where
 
 # ----- arithmetic
 
@@ -95,7 +98,7 @@ class PowConst(Function):
         self.c = c
 
     def forward(self, a):
-        return a ** a.dtype.type(self.c)  # a scalar of a's dtype: NumPy 1.x would upcast 0-d
+        return a**self.c
 
     def da(self, g, z, a):
         return g * self.slope(a)
@@ -118,7 +121,7 @@ class Pow(Function):
         return g * where(b == 0, 0.0, b * a ** (b - 1))
 
     def db(self, g, z, a, b):
-        return g * where((a == 0) * (b >= 0), 0.0, z * a.log())
+        return g * where((a == 0) * (b >= 0), 0.0, z * log(a))
 
 
 # ----- elementwise functions
@@ -224,7 +227,7 @@ class Sum(_Reduction):
         return np.add.reduce(a, axis=self.axes, keepdims=self.keepdims)
 
     def da(self, g, z, a):
-        return self.kept(g, a).broadcast_to(a.shape)
+        return broadcast_to(self.kept(g, a), a.shape)
 
 
 class Max(_Reduction):
@@ -335,7 +338,7 @@ class Abs(Function):
         return np.abs(a)
 
     def da(self, g, z, a):
-        return g * a.sign()
+        return g * sign(a)
 
 
 class Sign(Function):
@@ -360,7 +363,7 @@ class Erf(Function):
         return np.asarray(self._erf(a), dtype=a.dtype)
 
     def da(self, g, z, a):
-        return g * (2 / math.sqrt(math.pi)) * (-(a * a)).exp()
+        return g * (2 / math.sqrt(math.pi)) * exp(-(a * a))
 
 
 class Softplus(Function):
@@ -373,7 +376,7 @@ class Softplus(Function):
         return np.where(a > 20, a, np.logaddexp(0, a))
 
     def da(self, g, z, a):
-        return g * where(a > 20, 1.0, a.sigmoid())
+        return g * where(a > 20, 1.0, sigmoid(a))
 
 
 class Hardswish(Function):
@@ -539,7 +542,7 @@ class Cumsum(Function):
         return np.cumsum(a, axis=self.axis)
 
     def da(self, g, z, a):
-        return g.flip(self.axis).cumsum(self.axis).flip(self.axis)
+        return flip(flip(g, self.axis).cumsum(self.axis), self.axis)
 
 
 # ----- indexing, joining, padding
