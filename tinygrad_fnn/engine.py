@@ -271,15 +271,11 @@ class Function:
         self.freed = False
         leaves = [t._array for t in inputs if t._ctx is None]
         self.locked = locked = _lock(leaves) if leaves else leaves
-        # The lock ends at backward (`release`) or when the output is dropped unused.
+        # The lock ends when backward has run through this operation, or when the output is dropped
+        # unused.
         self.out = weakref.ref(out, lambda _: _unlock(locked)) if locked else weakref.ref(out)
         out.requires_grad = True
         out._ctx = self
-
-    def release(self) -> None:
-        """Backward has run through this operation: its inputs may change from now on."""
-        self.freed = True
-        _unlock(self.locked)
 
 
 _rule_lines: dict[type, str] = {}
@@ -1070,8 +1066,9 @@ def _backprop(
                 else:
                     previous_grad = grads.get(c)
                     grads[c] = tg if previous_grad is None else previous_grad + tg
-            if not retain_graph:
-                fn.release()
+            if not retain_graph:  # backward has run through fn: its inputs may change now
+                fn.freed = True
+                _unlock(fn.locked)
     finally:
         mode.grad_enabled, mode.arrays = previous
         mode.rule = None
