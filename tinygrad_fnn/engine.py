@@ -1222,6 +1222,12 @@ def exp(x: Tensor) -> Tensor:
     return Exp()(x)
 
 
+def matmul(a: Tensor, b: Tensor) -> Tensor:
+    """a @ b; on two plain matrices it is `np.dot`, as `MatMul.forward` computes it (faster than
+    the `@` of NumPy arrays on small matrices and outer products)."""
+    return MatMul()(a, b) if _mode.arrays else a @ b
+
+
 def log(x: Tensor) -> Tensor:
     return Log()(x)
 

@@ -22,7 +22,18 @@ import math
 
 import numpy as np
 
-from tinygrad_fnn.engine import Function, Tensor, broadcast_to, exp, flip, log, sigmoid, sign, where
+from tinygrad_fnn.engine import (
+    Function,
+    Tensor,
+    broadcast_to,
+    exp,
+    flip,
+    log,
+    matmul,
+    sigmoid,
+    sign,
+    where,
+)
 
 # ----- arithmetic
 
@@ -199,10 +210,10 @@ class MatMul(Function):
         return np.matmul(a, b)
 
     def da(self, g, z, a, b):
-        return g @ b.mT
+        return matmul(g, b.mT)
 
     def db(self, g, z, a, b):
-        return a.mT @ g
+        return matmul(a.mT, g)
 
 
 # ----- reductions
