@@ -129,13 +129,14 @@ def _check_finite(op: str, inputs: Sequence[Tensor], data: np.ndarray, what: str
 
 # ----- read-only arrays while a graph needs them
 
-_locks: dict[int, list] = {}  # id(array) -> [array, number of live operations that need it]
+_locks: dict[int, int] = {}  # id(array) -> number of live operations that need it
 _guard = threading.Lock()  # guards `_locks` and the accumulation of `.grad` across threads
 
 
 def _lock(arrays: list[np.ndarray]) -> list[np.ndarray]:
     """Make `arrays` read-only until `_unlock`, and the arrays that own their memory if they are
-    views (so that neither the view nor its owner can be edited); returns what to unlock."""
+    views (so that neither the view nor its owner can be edited); returns what to unlock, which
+    also keeps those arrays (and so their ids) alive."""
     locked = []
     with _guard:
         for a in arrays:
@@ -147,34 +148,34 @@ def _lock(arrays: list[np.ndarray]) -> list[np.ndarray]:
                     owner = owner.base
                 chain = (owner, a) if owner is not a else (a,)
             for x in chain:
-                entry = _locks.get(id(x))
-                if entry is not None:
-                    entry[1] += 1
+                count = _locks.get(id(x))
+                if count:
+                    _locks[id(x)] = count + 1
                 elif x.flags.writeable:
                     x.setflags(write=False)
-                    _locks[id(x)] = [x, 1]
+                    _locks[id(x)] = 1
                 else:
                     continue  # read-only by nature (a broadcast view, a recorded result)
                 locked.append(x)
     return locked
 
 
-def _unlock(locked: list[np.ndarray]) -> None:
-    """Undo one `_lock` (once: the list is emptied). Owners come before their views, so a view
-    becomes writeable only when its owner has."""
-    if not locked:
-        return
+def _unlock(*lists: list[np.ndarray]) -> None:
+    """Undo `_lock`s (each once: the lists are emptied). Owners come before their views, so a
+    view becomes writeable only when its owner has."""
     with _guard:
-        for x in locked:
-            entry = _locks[id(x)]
-            entry[1] -= 1
-            if entry[1] == 0:
-                del _locks[id(x)]
-                try:
-                    x.setflags(write=True)
-                except ValueError:
-                    pass  # a view whose owner another graph still needs: it stays read-only
-        locked.clear()
+        for locked in lists:
+            for x in locked:
+                count = _locks[id(x)] - 1
+                if count:
+                    _locks[id(x)] = count
+                else:
+                    del _locks[id(x)]
+                    try:
+                        x.setflags(write=True)
+                    except ValueError:
+                        pass  # a view whose owner another graph still needs: it stays read-only
+            locked.clear()
 
 
 # ----- operations
@@ -188,8 +189,9 @@ class Function:
     returning one gradient per input instead. An operation without either is not differentiable.
     """
 
-    __slots__ = ("parents", "needs_grad", "out", "locked", "freed")
+    __slots__ = ("parents", "arrays", "z", "needs_grad", "out", "locked", "freed")
     op = "function"
+    retains = False  # set by `Tensor.retain_grad` on the output: it keeps its gradient
     vjps: tuple[Callable[..., Tensor], ...] = ()  # filled in from the `dx` methods, in order
     differentiable = False
 
@@ -256,7 +258,7 @@ class Function:
         if mode.grad_enabled and self.differentiable:
             needs_grad = tuple([t.requires_grad for t in inputs])
             if True in needs_grad:
-                self.record(inputs, needs_grad, out)
+                self.record(inputs, arrays, needs_grad, out)
         if mode.watched:
             if mode.tracer is not None:
                 mode.tracer.record(self, inputs, out)
@@ -264,16 +266,27 @@ class Function:
                 _check_finite(self.op, inputs, data, "output")
         return out
 
-    def record(self, inputs: tuple[Tensor, ...], needs_grad: tuple[bool, ...], out: Tensor) -> None:
-        """Remember the inputs for backward, and keep the data it will read from changing."""
+    def record(
+        self,
+        inputs: tuple[Tensor, ...],
+        arrays: list[np.ndarray],
+        needs_grad: tuple[bool, ...],
+        out: Tensor,
+    ) -> None:
+        """Remember the inputs (and their arrays and the output's, which the rules read) for
+        backward, and keep the data it will read from changing."""
         self.parents = inputs
+        self.arrays = arrays
+        self.z = out._array
         self.needs_grad = needs_grad
         self.freed = False
         leaves = [t._array for t in inputs if t._ctx is None]
         self.locked = locked = _lock(leaves) if leaves else leaves
         # The lock ends when backward has run through this operation, or when the output is dropped
         # unused.
-        self.out = weakref.ref(out, lambda _: _unlock(locked)) if locked else weakref.ref(out)
+        self.out = (
+            weakref.ref(out, lambda _: locked and _unlock(locked)) if locked else weakref.ref(out)
+        )
         out.requires_grad = True
         out._ctx = self
 
@@ -296,7 +309,7 @@ class Tensor:
     either side; such operands take the tensor's dtype, so `x32 * 0.5` stays float32.
     """
 
-    __slots__ = ("_array", "grad", "requires_grad", "name", "_ctx", "_retains_grad", "__weakref__")
+    __slots__ = ("_array", "grad", "requires_grad", "name", "_ctx", "__weakref__")
 
     def __init__(
         self,
@@ -321,7 +334,6 @@ class Tensor:
         self.requires_grad = bool(requires_grad)
         self.name = name
         self._ctx: Function | None = None
-        self._retains_grad = False
         if _mode.tracer is not None:
             _mode.tracer.made(self, data)  # `compile` binds a tensor made from an argument
 
@@ -334,7 +346,6 @@ class Tensor:
         t.requires_grad = False
         t.name = None
         t._ctx = None
-        t._retains_grad = False
         return t
 
     # ----- what a tensor is
@@ -456,7 +467,7 @@ class Tensor:
     def retain_grad(self) -> Tensor:
         """Keep `.grad` on this intermediate after backward (leaves keep theirs anyway)."""
         if self._ctx is not None:
-            self._retains_grad = True
+            self._ctx.retains = True
         return self
 
     def zero_grad(self) -> None:
@@ -1024,6 +1035,7 @@ def _backprop(
     previous = mode.grad_enabled, mode.arrays
     mode.grad_enabled = create_graph
     mode.arrays = on_arrays
+    released: list[list[np.ndarray]] = []  # the locks of the operations backward has run through
     try:
         for fn in reversed(_topological_order(root._ctx)):
             g = grads.pop(fn)
@@ -1032,19 +1044,19 @@ def _backprop(
                     f"backward through {fn.op} a second time: its graph was released by the "
                     "first backward; pass retain_graph=True to that call to keep it"
                 )
-            z = fn.out()
-            if mode.watched:
-                if mode.tracer is not None:
-                    mode.tracer.gradient(z, g)  # `compile` names the gradient after z
-                mode.rule = fn.op  # anomaly messages name the rule running
-            if z._retains_grad or (wanted and z in wanted):
-                _deliver(z, g, wanted, given)
+            if mode.watched or fn.retains or wanted:
+                out = fn.out()
+                if mode.watched:
+                    if mode.tracer is not None:
+                        mode.tracer.gradient(out, g)  # `compile` names the gradient after it
+                    mode.rule = fn.op  # anomaly messages name the rule running
+                if fn.retains or (wanted and out in wanted):
+                    _deliver(out, g, wanted, given)
             parents = fn.parents
             if on_arrays:
-                z = z._array
-                inputs = [t._array for t in parents]
+                z, inputs = fn.z, fn.arrays
             else:
-                inputs = parents
+                z, inputs = fn.out(), parents
             if fn.vjps:  # one rule per input, run only for the inputs that need it
                 input_grads = [
                     rule(fn, g, z, *inputs) if need else None
@@ -1068,10 +1080,14 @@ def _backprop(
                     grads[c] = tg if previous_grad is None else previous_grad + tg
             if not retain_graph:  # backward has run through fn: its inputs may change now
                 fn.freed = True
-                _unlock(fn.locked)
+                if fn.locked:
+                    released.append(fn.locked)
+                    fn.out = None  # and its output's death need not unlock anything
     finally:
         mode.grad_enabled, mode.arrays = previous
         mode.rule = None
+        if released:
+            _unlock(*released)
 
 
 def _deliver(
