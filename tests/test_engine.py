@@ -1,5 +1,6 @@
 """The engine against finite differences and against the behaviour it promises."""
 
+import threading
 import warnings
 
 import numpy as np
@@ -450,7 +451,6 @@ def test_gradcheck_reports_a_wrong_rule():
 
 
 def test_grad_mode_is_per_thread():
-    import threading
 
     x = Tensor(1.0, requires_grad=True)
     seen = {}
@@ -464,3 +464,50 @@ def test_grad_mode_is_per_thread():
         thread.start()
         thread.join()
     assert seen == {"enabled": True, "recorded": True}
+
+
+def test_create_graph_adds_a_constant_gradient_to_a_recorded_one_without_deadlock():
+    """x receives g (a constant) through `+ x` and g·x (recorded) through `x * x`: adding them
+    records an operation on a constant, which takes the array locks. It once did so while
+    holding the lock that guards `.grad`, and hung."""
+
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    done = []
+    worker = threading.Thread(
+        target=lambda: done.append((x * x + x).sum().backward(create_graph=True)), daemon=True
+    )
+    worker.start()
+    worker.join(timeout=30)
+    assert done, "backward(create_graph=True) hung"
+    assert np.array_equal(x.grad.data, [3.0, 5.0]) and x.grad.requires_grad
+    (hessian_diagonal,) = grad(x.grad.sum(), x)
+    assert np.array_equal(hessian_diagonal.data, [2.0, 2.0])
+
+
+def test_the_functions_the_rules_use_are_the_methods():
+    """exp(x), matmul(a, b), … (what the rules are written with) give what the methods and
+    operators give, value and gradient; a non-Tensor is a clear error, not a wrong number."""
+    import tinygrad_fnn as tg
+
+    a = rng.standard_normal((3, 4))
+    cases = [
+        (lambda x: tg.exp(x), lambda x: x.exp()),
+        (lambda x: tg.log(x * x + 1), lambda x: (x * x + 1).log()),
+        (lambda x: tg.sigmoid(x), lambda x: x.sigmoid()),
+        (lambda x: tg.sign(x) * x, lambda x: x.sign() * x),
+        (lambda x: tg.matmul(x, x.T), lambda x: x @ x.T),
+        (lambda x: tg.broadcast_to(x[:1], (3, 4)), lambda x: x[:1].broadcast_to((3, 4))),
+        (lambda x: tg.flip(x, -1), lambda x: x.flip(1)),
+        (lambda x: tg.softmax(x, 0), lambda x: x.softmax(axis=0)),
+        (lambda x: tg.log_softmax(x, 1), lambda x: x.log_softmax(axis=1)),
+        (lambda x: tg.logsumexp(x), lambda x: x.logsumexp()),
+    ]
+    for function, method in cases:
+        x, y = Tensor(a, requires_grad=True), Tensor(a, requires_grad=True)
+        u, v = function(x), method(y)
+        assert np.array_equal(u.data, v.data)
+        (u * u).sum().backward()
+        (v * v).sum().backward()
+        assert np.array_equal(x.grad.data, y.grad.data)
+    with pytest.raises(TypeError, match="exp: expects Tensors, got ndarray"):
+        tg.exp(a)

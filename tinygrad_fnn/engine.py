@@ -130,7 +130,8 @@ def _check_finite(op: str, inputs: Sequence[Tensor], data: np.ndarray, what: str
 # ----- read-only arrays while a graph needs them
 
 _locks: dict[int, int] = {}  # id(array) -> number of live operations that need it
-_guard = threading.Lock()  # guards `_locks` and the accumulation of `.grad` across threads
+_guard = threading.Lock()  # guards `_locks`
+_adding = threading.Lock()  # guards the accumulation of `.grad` across threads
 
 
 def _lock(arrays: list[np.ndarray]) -> list[np.ndarray]:
@@ -1103,7 +1104,7 @@ def _deliver(
         g = Tensor._wrap(g._array.copy())
     given.add(id(g._array))
     if wanted is None:
-        with _guard:  # several threads may back-propagate into one shared leaf
+        with _adding:  # several threads may back-propagate into one shared leaf
             if t.grad is not None and t.grad.shape != g.shape:
                 raise ShapeError(
                     f"backward: {_describe(t)} already holds a gradient of shape "
