@@ -1,11 +1,13 @@
 """The engine: a Tensor that records the operations applied to it, and the backward walk.
 
 Every operation is a `Function` (the rules are in `ops.py`): `forward` computes on NumPy arrays,
-and one small method per input gives that input's gradient as a formula in Tensor operations.
-What every rule would otherwise repeat lives here, once, in the backward walk: gradients that no
-input needs are never computed, and a gradient that reaches a broadcast operand is summed back
-to the operand's shape. Because the rules are Tensor operations, `create_graph=True` records the
-backward pass like any forward pass, and it can be differentiated again.
+and one small method per input gives that input's gradient as a formula that reads the same on
+arrays and on Tensors (operators, shared methods, and the functions `exp`, `where`, `matmul`, …
+defined here). What every rule would otherwise repeat lives here, once, in the backward walk:
+gradients that no input needs are never computed, and a gradient that reaches a broadcast operand
+is summed back to the operand's shape. A plain backward runs the rules on the arrays;
+`create_graph=True` runs them on the Tensors, so the backward pass is recorded like any forward
+pass and can be differentiated again.
 
 Data a live graph needs cannot change under it: while a recorded operation is waiting for its
 backward pass, the arrays of its leaf inputs (and the arrays those are views of) are read-only,
@@ -184,8 +186,9 @@ def _unlock(*lists: list[np.ndarray]) -> None:
 
 class Function:
     """One recorded operation. Subclasses define `forward(self, a, b, …)` on arrays and, for each
-    input `x`, a method `dx(self, g, z, a, b, …)` that returns the gradient for `x` as a Tensor
-    formula: `g` is the gradient of the output `z`, and `a, b, …` are the inputs as Tensors.
+    input `x`, a method `dx(self, g, z, a, b, …)` that returns the gradient for `x` as a formula:
+    `g` is the gradient of the output `z`, and `a, b, …` are the inputs, all NumPy arrays or all
+    Tensors (see `_backprop`).
     An operation with a variable number of inputs defines `backward(self, g, z, *inputs)`
     returning one gradient per input instead. An operation without either is not differentiable.
     """
