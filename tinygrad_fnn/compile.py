@@ -466,13 +466,18 @@ def _ignore_overflow() -> Any:
         state = np.errstate(over="ignore")
         state.__enter__()
         return state
+    return _EXTOBJ.set(_overflow_ignoring())
+
+
+def _overflow_ignoring() -> Any:
+    """NumPy's current error state with overflow ignored, made once per state."""
     current = _EXTOBJ.get()
     extobj = _OVERFLOW_IGNORED.get(current)
     if extobj is None:
         if len(_OVERFLOW_IGNORED) > 8:  # error states come and go (an errstate block each call)
             _OVERFLOW_IGNORED.clear()
         extobj = _OVERFLOW_IGNORED[current] = _make_extobj(over="ignore")
-    return _EXTOBJ.set(extobj)
+    return extobj
 
 
 def _restore_errstate(token: Any) -> None:
@@ -483,6 +488,16 @@ def _restore_errstate(token: Any) -> None:
 
 
 _OVERFLOW_IGNORED: dict[Any, Any] = {}  # NumPy's error state -> the same, ignoring overflow
+
+# The two lines `_sigmoid` writes, as the fast path runs them: the same context variable set and
+# reset, with no Python frame in between when the state was seen before.
+_ERRSTATE_CALLS = {
+    "overflow = ignore_overflow()": (
+        "overflow = __errstate_set(__overflow_ignored.get(__errstate_get()) "
+        "or __overflow_ignoring())"
+    ),
+    "restore_errstate(overflow)": "__errstate_reset(overflow)",
+}
 
 
 try:  # NumPy 2: the error state lives in a context variable
@@ -700,7 +715,7 @@ class _FastPath:
             else:
                 self.refuse(f"{expr}.requires_grad")
             self.layout(f"{expr}._array", x._array)
-            self.refuse(f"({expr}.grad is None) is not {x.grad is None}")
+            self.refuse(f"{expr}.grad {'is None' if x.grad is not None else 'is not None'}")
         elif kind is np.ndarray:
             self.found.append(expr)
             self.refuse(f"type({expr}) is not __ndarray")
@@ -764,9 +779,8 @@ class _FastPath:
     def tensor_flags(self, expr: str, t: Tensor) -> None:
         """What the key reads of a captured Tensor besides its identity."""
         if t.requires_grad:
-            self.refuse(
-                f"not {expr}.requires_grad or ({expr}.grad is None) is not {t.grad is None}"
-            )
+            has = "is None" if t.grad is not None else "is not None"
+            self.refuse(f"not {expr}.requires_grad or {expr}.grad {has}")
         else:
             strides = self.const(t._array.strides)
             self.refuse(f"{expr}.requires_grad or {expr}._array.strides != {strides}")
@@ -838,6 +852,10 @@ def _fast_path(
     ns.update(__check_gradients=program.check_gradients, __wrap=Tensor._wrap)
     ns.update(__NAME=program.cost_name, __UNHELD=_UNHELD_FAST, __locks=engine._locks)
     ns.update(__multiply=np.multiply, __subtract=np.subtract, __locked=program.refuse_locked)
+    if _EXTOBJ is not None:
+        ns.update(__errstate_set=_EXTOBJ.set, __errstate_get=_EXTOBJ.get)
+        ns.update(__errstate_reset=_EXTOBJ.reset, __overflow_ignored=_OVERFLOW_IGNORED)
+        ns.update(__overflow_ignoring=_overflow_ignoring)
     moved = []
     for s, store in enumerate(stores):
         ns[f"__S{s}"] = store
@@ -850,10 +868,12 @@ def _fast_path(
             moved.append(f"__P{s}_{i}._array is not __V{s}_{i}")
     storage = [f"if {' or '.join(moved)}:", "    __check_storage()"]
     grads = [f"__g{s} = __S{s}.grads" for s in range(len(stores))]
-    held = [  # as `_held`, one line per gradient
-        f"__getrefcount(__g{s}[{i}]) - (__P{s}_{i}.grad is __g{s}[{i}]) > __UNHELD"
+    held = [  # as `_held`, one line per gradient; a `.grad` the guard found None is not it
+        f"__getrefcount(__g{s}[{i}]) > __UNHELD"
+        if p.grad is None
+        else f"__getrefcount(__g{s}[{i}]) - (__P{s}_{i}.grad is __g{s}[{i}]) > __UNHELD"
         for s, st in enumerate(stores)
-        for i in range(len(st.params))
+        for i, p in enumerate(st.params)
     ]
     delivered = [f"__P{s}_{i}" for s, i in program.delivered]
     gradients = [f"__g{s}[{i}]" for s, i in program.delivered]
@@ -871,6 +891,9 @@ def _fast_path(
         into (made once: 20 ns less a call)."""
         line = re.sub(r"\binputs\[(\d+)\]", lambda m: w.found[int(m[1])], line)
         line = re.sub(r"\bparams\[(\d+)\]\[(\d+)\]", r"__P\1_\2", line)
+        stripped = line.lstrip()
+        if stripped in _ERRSTATE_CALLS and _EXTOBJ is not None:
+            line = line[: len(line) - len(stripped)] + _ERRSTATE_CALLS[stripped]
         return re.sub(r"^(\s*([\w.]+)\(.*), out=(\w+)\)$", out_tuple, line)
 
     update = ["if __locks:", "    __locked()"]
