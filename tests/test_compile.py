@@ -619,6 +619,28 @@ def test_a_global_rebound_to_another_tensor_retraces():
     assert np.array_equal(GLOBAL_W.grad.data, np.full((2, 2), 6.0)) and step.traces == 2
 
 
+def test_globals_are_the_names_the_code_loads_not_its_attribute_names():
+    global GLOBAL_W
+    GLOBAL_W = Tensor(np.ones((2, 2)), requires_grad=True)
+    holder = _Holder()
+    holder.weight_of_sum = 2.0  # an attribute name that is no global: not watched
+
+    def cost():
+        def inner():
+            return GLOBAL_W.sum() * holder.weight_of_sum
+
+        return (GLOBAL_W * GLOBAL_W).sum() + inner()
+
+    step = compile(cost)
+    assert step._global_names == ["GLOBAL_W"]
+    for _ in range(3):
+        GLOBAL_W.grad = None
+        step()
+    GLOBAL_W = Tensor(np.full((2, 2), 3.0), requires_grad=True)  # read in a nested function
+    step()
+    assert step.traces == 2 and np.array_equal(GLOBAL_W.grad.data, np.full((2, 2), 8.0))
+
+
 def test_parameter_data_rebound_or_updated_in_place_is_read():
     X, Y, params = tutorial()
     step = compile(lambda: fnn.cost_of(fnn.forward_logits(X, params), Y, "fused"))

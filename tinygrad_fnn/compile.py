@@ -44,6 +44,7 @@ re-entrant; calls from several threads are serialised by a lock.
 from __future__ import annotations
 
 import builtins
+import dis
 import functools
 import inspect
 import itertools
@@ -217,8 +218,13 @@ class _Tracer:
 _SKIP = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type, types.MethodType)
 
 
+_GLOBAL_OPS = {"LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL"}
+
+
 def _global_names(code: types.CodeType) -> list[str]:
-    names = list(code.co_names)
+    """The global names `code` (and the functions it defines) reads or writes; not the names of
+    attributes, which share `co_names` with them."""
+    names = [i.argval for i in dis.get_instructions(code) if i.opname in _GLOBAL_OPS]
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names.extend(_global_names(const))
