@@ -15,8 +15,9 @@ Tensor and array arguments (dicts, lists and tuples of them are walked), the val
 arguments, the identity of every Tensor the function captures (see below), which parameters have
 a `.grad` already (backward accumulates into it), and the grad mode. Under `detect_anomaly()`
 the step runs eagerly, so that an anomaly names its operation. A call like the last one does
-not build the key: a guard generated for its program (`_FastPath`) reads the same things and
-compares each with what it was, in about a microsecond; anything else takes the general path.
+not build the key: one generated function (`_FastPath`) holds a guard that reads the same things
+and compares each with what it was (half a microsecond), the program's lines, the handing over of
+the gradients and, with `compile(fn, lr=...)`, the update; anything else takes the general path.
 
 What the program reads each call, and what it freezes:
 - Tensors passed as arguments, or captured through the names the function uses (its closure
@@ -675,7 +676,9 @@ class _Program:
 class _FastPath:
     """Writes, for one program, the Python of a call that skips building the signature's key:
     a guard that reads the same things the key reads (`_signature`) and compares each with its
-    value when the program was traced, then the call itself (`call`) and the update (`sgd`).
+    value when the program was traced, then the call itself (`__call`: the program's own lines,
+    inlined, not a call of `step`) and the update (`__sgd`). Its names begin with `__`, which no
+    name of the program does (`_identifier`), since both share the program's namespace.
 
     The guard is at least as strict as the key: whatever it compares by identity it holds, so no
     id can be reused; anything it does not handle (empty closure cells, one object in two places,
