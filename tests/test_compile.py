@@ -396,6 +396,33 @@ def test_the_fused_update_keeps_the_gradients_a_caller_holds():
             assert np.array_equal(tensor.data, values), k
 
 
+def test_tensor_names_cannot_shadow_the_names_of_the_fast_call():
+    """The fast call shares the program's namespace; its own names all begin with `__`, and a
+    tensor named so is renamed in the source."""
+    x = Tensor(A, requires_grad=True, name="__x2")
+    y = Tensor(B, name="__K1")
+
+    def cost():
+        h = (x * y).relu()
+        h.name = "__cost"
+        return (h * x).sum()
+
+    eager_x = Tensor(A, requires_grad=True)
+    step = compile(cost, lr=0.1)
+    for _ in range(5):
+        x.grad = eager_x.grad = None
+        got = step()
+        want = ((eager_x * y).relu() * eager_x).sum()
+        want.backward()
+        assert np.array_equal(got.data, want.data)
+        assert np.array_equal(x.grad.data, eager_x.grad.data)
+        with no_grad():
+            eager_x -= 0.1 * eager_x.grad
+        assert np.array_equal(x.data, eager_x.data)
+    assert step._fast is step._last.fast_call is not None
+    assert "t__cost" in step.source and not re.search(r"\b__", step.source), step.source
+
+
 # ----- random expression graphs
 
 UNARY = [
