@@ -868,9 +868,11 @@ def _fast_path(
     moved = []
     for s, store in enumerate(stores):
         ns[f"__S{s}"] = store
-        ns[f"__flat{s}"], ns[f"__tmp{s}"] = store.flat, store.tmp  # allocated once, as the tuples
+        # the flat parameter array and its scratch are never replaced (the gradients' array is,
+        # when a caller keeps the gradients: it is read through the store)
+        ns[f"__flat{s}"], ns[f"__tmp{s}"] = store.flat, store.tmp
         ns[f"__flat{s}_out"], ns[f"__tmp{s}_out"] = (store.flat,), (store.tmp,)
-        if compiled.lr is not None:  # as a 0-d array of the dtype: NumPy reads the number so
+        if compiled.lr is not None:  # the number NumPy makes of the Python float (NEP 50), once
             ns[f"__LR{s}"] = np.asarray(compiled.lr, store.flat.dtype)
         for i, p in enumerate(store.params):
             ns[f"__P{s}_{i}"], ns[f"__V{s}_{i}"] = p, store.views[i]
