@@ -371,8 +371,9 @@ def test_0d_results_are_assigned_and_every_reader_gets_what_the_eager_one_gets()
     assert re.search(r"^    cost = asarray\(negative\(", composed, re.M), composed
 
 
+@pytest.mark.parametrize("loss", ["fused", "composed"])
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_the_fused_update_keeps_the_gradients_a_caller_holds(dtype):
+def test_the_fused_update_keeps_the_gradients_a_caller_holds(dtype, loss):
     """`compile(fn, lr=...)`: forward, backward and the update in one call, the eager bits at
     every step, the fast path taken, and no gradient a caller kept is written over."""
     X, Y, params = tutorial(m=16, dtype=dtype)
@@ -380,13 +381,13 @@ def test_the_fused_update_keeps_the_gradients_a_caller_holds(dtype):
         k: Tensor(v.data.copy(), requires_grad=True, dtype=dtype, name=k) for k, v in params.items()
     }
     opt = fnn.SGD(eager, 0.3)
-    step = compile(lambda: net_cost(X, Y, params), lr=0.3)
+    step = compile(lambda: fnn.step_cost(X, Y, params, loss), lr=0.3)
     kept = []
     for i in range(20):
         for p in params.values():
             p.grad = None
         c = step()
-        ce = fnn.train_step(X, Y, eager, opt, "fused")
+        ce = fnn.train_step(X, Y, eager, opt, loss)
         assert np.array_equal(c.data, ce.data)
         for k in params:
             assert np.array_equal(params[k].data, eager[k].data), (i, k)
