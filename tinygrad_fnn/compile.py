@@ -6,9 +6,11 @@ new signature runs `fn` and `backward` eagerly (that call IS the eager result) w
 records every operation, forward and backward; the record is then lowered, one line per
 operation, to a Python function over NumPy (`step.source`): outputs go into buffers allocated
 once (`out=`), a buffer is reused once its value is dead, views are built once, constants are
-folded, and each operation performs exactly the NumPy calls its own `forward` makes, so the
-results are the eager engine's to the last bit. Later calls with the same signature run that
-function: no Tensors, no graph, no backward walk.
+folded, and each operation performs the NumPy calls its own `forward` makes (or calls that give
+the same bits for every value: a one-element operand as a 0-d view, -|x| as one `copysign`, a
+0-d result as the NumPy scalar its call returns), so the results are the eager engine's to the
+last bit. Later calls with the same signature run that function: no Tensors, no graph, no
+backward walk.
 
 The signature (a new one traces again, as `jax.jit` does): the shapes, dtypes and strides of the
 Tensor and array arguments (dicts, lists and tuples of them are walked), the values of the other
