@@ -3,10 +3,12 @@
 A step is forward, cost, gradients and the gradient-descent update. The hand-written step is
 `manual.train_step`, the tutorial's own code; "engine" is the eager engine (`fnn.train_step`),
 "compiled" the same step through `compile` (fused loss), "composed" through `compile` with the
-tutorial's composed cost. All run interleaved in one process, so that they see the same machine
-load; the table gives median times, the median of each round's ratio to the hand step, the
-fraction of the matrix-multiply bound each step reaches, and peak memory (tracemalloc) at each
-size; for the compiled step also the buffers it holds between calls, allocated once.
+tutorial's composed cost; both compiled steps make the update part of the compiled call
+(`compile(cost, lr=...)`), as the hand step and jax.jit's step include theirs. All run
+interleaved in one process, so that they see the same machine load; the table gives median
+times, the median of each round's ratio to the hand step, the fraction of the matrix-multiply
+bound each step reaches, and peak memory (tracemalloc) at each size; for the compiled step also
+the buffers it holds between calls, allocated once.
 
 Peers join the table when importable (none is a dependency): PyTorch eager, HIPS autograd,
 jax.jit, and micrograd at the XOR size.
@@ -25,7 +27,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from tinygrad_fnn import fnn, manual
+from tinygrad_fnn import compile, fnn, manual
 
 SIZES = {  # name: (n_x, h, m)
     "xor": (2, 4, 4),
@@ -67,18 +69,23 @@ def engine_step(n_x, h, m, dtype) -> Callable[[], None]:
 
 
 def compiled_step(n_x, h, m, dtype, loss: str = "fused") -> Callable[[], None]:
-    """The engine's step through `compile`: generated NumPy code, the eager engine's bits."""
+    """The engine's step through `compile`: generated NumPy code, the eager engine's bits. The
+    update is part of the compiled program (`compile(..., lr=LR)`), as it is part of the hand
+    step and of the jax.jit step; each call starts from `.grad` cleared, as `fnn.train` does."""
     X, Y = data(n_x, m, dtype)
     X, Y = fnn.as_tensor(X, dtype, "X"), fnn.as_tensor(Y, dtype, "Y")
     params = fnn.initialize_parameters(n_x, h, seed=0, dtype=dtype)
-    step = fnn.compiled_step(X, Y, params, loss)
+
+    def cost():
+        return fnn.step_cost(X, Y, params, loss)
+
+    step = compile(cost, lr=LR)
     grads = list(params.values())
 
     def run() -> None:
         for p in grads:
             p.grad = None
         step()
-        step.sgd(LR)
 
     return run
 

@@ -294,6 +294,139 @@ def test_matrices_lower_to_dot_and_stacks_to_matmul():
     assert re.search(r"^    matmul\(s, a, out=", step.source, re.M), step.source
 
 
+# ----- lowerings written differently from the forward, with the forward's bits
+
+SPECIAL = np.array(
+    [[0.0, -0.0, 1.5, -2.5], [np.inf, -np.inf, np.nan, 5e-324], [-5e-324, 1e308, -1e-310, 3.0]]
+)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_a_one_element_operand_is_read_through_a_0d_view(dtype):
+    """A (1, 1) operand on either side of +, −, ×, ÷ and every comparison is read through a 0-d
+    view made once; the results are the eager ones on special values too (±0, ±inf, nan,
+    subnormals)."""
+
+    def cost(p):
+        a, s = p["a"], p["s"]
+        total = (a + s) * (s - a) + a * s + s / (a * a + 1.0) + (a - s) / s
+        for mask in (a < s, s <= a, a > s, s >= a, a == s, s != a):
+            total = total + a * mask
+        return total.sum()
+
+    for value in (0.75, -0.0, np.inf, np.nan):
+        with np.errstate(all="ignore"):
+            step = run_both(cost, {"a": SPECIAL, "s": np.full((1, 1), value)}, dtype, steps=5)
+        assert "s_0d = s.reshape(())" in step.source
+        assert re.search(r"\badd\(a, s_0d, out=", step.source), step.source
+
+
+def test_copysign_is_negative_absolute_to_the_bit():
+    """The fused loss writes −|z| as copysign(z, −1): the same sign bit set, nan and ±0 too."""
+    for dtype, bits in ((np.float64, np.uint64), (np.float32, np.uint32)):
+        with np.errstate(over="ignore"):  # 1e308 is inf in float32
+            z = np.concatenate([SPECIAL.ravel(), rng.standard_normal(200) * 1e3]).astype(dtype)
+        minus_one = np.asarray(-1.0, dtype)
+        want = np.negative(np.absolute(z)).view(bits)
+        assert np.array_equal(np.copysign(z, minus_one).view(bits), want)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_fused_loss_is_bit_identical_on_special_logits(dtype):
+    y = (rng.uniform(size=SPECIAL.shape) > 0.5).astype(float)
+    with np.errstate(all="ignore"):
+        step = run_both(
+            lambda p: losses.binary_cross_entropy_with_logits(p["z"] * 1.5, y),
+            {"z": SPECIAL},
+            dtype,
+            steps=5,
+        )
+    assert "copysign(" in step.source
+
+
+def test_0d_results_are_assigned_and_every_reader_gets_what_the_eager_one_gets():
+    """A 0-d result only NumPy calls read is the NumPy scalar the call returns (no buffer); one
+    that an operation's own forward reads, or the cost, is a 0-d array as in the eager engine."""
+    arrays_seen = []
+
+    class Cube(Function):
+        op = "cube"
+
+        def forward(self, a):
+            arrays_seen.append(type(a))
+            return a * a * a
+
+        def da(self, g, z, a):
+            return g * 3.0 * a * a
+
+    def cost(p):
+        total = p["a"].sum() / 3.0
+        return Cube()(p["b"].sum() * 0.5) + (total - 1.0) * 2.0
+
+    step = run_both(cost, {"a": A, "b": B}, np.float64, lr=1e-3)
+    assert re.search(r"^    div\w* = divide\(sum\w*, ", step.source, re.M), step.source
+    assert re.search(r"^    \w+ = asarray\(", step.source, re.M), step.source  # the cost
+    assert arrays_seen and all(issubclass(t, np.ndarray) for t in arrays_seen), arrays_seen
+    composed = fnn.derive("composed")
+    assert re.search(r"^    cost = asarray\(negative\(", composed, re.M), composed
+
+
+@pytest.mark.parametrize("loss", ["fused", "composed"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_fused_update_keeps_the_gradients_a_caller_holds(dtype, loss):
+    """`compile(fn, lr=...)`: forward, backward and the update in one call, the eager bits at
+    every step, the fast path taken, and no gradient a caller kept is written over."""
+    X, Y, params = tutorial(m=16, dtype=dtype)
+    eager = {
+        k: Tensor(v.data.copy(), requires_grad=True, dtype=dtype, name=k) for k, v in params.items()
+    }
+    opt = fnn.SGD(eager, 0.3)
+    step = compile(lambda: fnn.step_cost(X, Y, params, loss), lr=0.3)
+    kept = []
+    for i in range(20):
+        for p in params.values():
+            p.grad = None
+        c = step()
+        ce = fnn.train_step(X, Y, eager, opt, loss)
+        assert np.array_equal(c.data, ce.data)
+        for k in params:
+            assert np.array_equal(params[k].data, eager[k].data), (i, k)
+            assert np.array_equal(params[k].grad.data, eager[k].grad.data), (i, k)
+        if i % 3 == 0:
+            kept.append({k: (p.grad, p.grad.data.copy()) for k, p in params.items()})
+    assert step._fast is step._last.fast_call is not None and step.traces == 1
+    for grads in kept:
+        for k, (tensor, values) in grads.items():
+            assert np.array_equal(tensor.data, values), k
+
+
+def test_tensor_names_cannot_shadow_the_names_of_the_fast_call():
+    """The fast call shares the program's namespace; its own names all begin with `__`, and a
+    tensor named so is renamed in the source."""
+    x = Tensor(A, requires_grad=True, name="__x2")
+    y = Tensor(B, name="__K1")
+
+    def cost():
+        h = (x * y).relu()
+        h.name = "__cost"
+        return (h * x).sum()
+
+    eager_x = Tensor(A, requires_grad=True)
+    step = compile(cost, lr=0.1)
+    for _ in range(5):
+        x.grad = eager_x.grad = None
+        got = step()
+        want = ((eager_x * y).relu() * eager_x).sum()
+        want.backward()
+        assert np.array_equal(got.data, want.data)
+        assert np.array_equal(x.grad.data, eager_x.grad.data)
+        with no_grad():
+            eager_x -= 0.1 * eager_x.grad
+        assert np.array_equal(x.data, eager_x.data)
+    assert step._fast is step._last.fast_call is not None
+    assert "t__cost" in step.source and not re.search(r"\b__", step.source), step.source
+
+
 # ----- random expression graphs
 
 UNARY = [
@@ -515,6 +648,28 @@ def test_a_global_rebound_to_another_tensor_retraces():
     GLOBAL_W = Tensor(np.full((2, 2), 3.0), requires_grad=True)
     step()
     assert np.array_equal(GLOBAL_W.grad.data, np.full((2, 2), 6.0)) and step.traces == 2
+
+
+def test_globals_are_the_names_the_code_loads_not_its_attribute_names():
+    global GLOBAL_W
+    GLOBAL_W = Tensor(np.ones((2, 2)), requires_grad=True)
+    holder = _Holder()
+    holder.weight_of_sum = 2.0  # an attribute name that is no global: not watched
+
+    def cost():
+        def inner():
+            return GLOBAL_W.sum() * holder.weight_of_sum
+
+        return (GLOBAL_W * GLOBAL_W).sum() + inner()
+
+    step = compile(cost)
+    assert step._global_names == ["GLOBAL_W"]
+    for _ in range(3):
+        GLOBAL_W.grad = None
+        step()
+    GLOBAL_W = Tensor(np.full((2, 2), 3.0), requires_grad=True)  # read in a nested function
+    step()
+    assert step.traces == 2 and np.array_equal(GLOBAL_W.grad.data, np.full((2, 2), 8.0))
 
 
 def test_parameter_data_rebound_or_updated_in_place_is_read():

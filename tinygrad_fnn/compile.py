@@ -6,17 +6,20 @@ new signature runs `fn` and `backward` eagerly (that call IS the eager result) w
 records every operation, forward and backward; the record is then lowered, one line per
 operation, to a Python function over NumPy (`step.source`): outputs go into buffers allocated
 once (`out=`), a buffer is reused once its value is dead, views are built once, constants are
-folded, and each operation performs exactly the NumPy calls its own `forward` makes, so the
-results are the eager engine's to the last bit. Later calls with the same signature run that
-function: no Tensors, no graph, no backward walk.
+folded, and each operation performs the NumPy calls its own `forward` makes (or calls that give
+the same bits for every value: a one-element operand as a 0-d view, -|x| as one `copysign`, a
+0-d result as the NumPy scalar its call returns), so the results are the eager engine's to the
+last bit. Later calls with the same signature run that function: no Tensors, no graph, no
+backward walk.
 
 The signature (a new one traces again, as `jax.jit` does): the shapes, dtypes and strides of the
 Tensor and array arguments (dicts, lists and tuples of them are walked), the values of the other
 arguments, the identity of every Tensor the function captures (see below), which parameters have
 a `.grad` already (backward accumulates into it), and the grad mode. Under `detect_anomaly()`
 the step runs eagerly, so that an anomaly names its operation. A call like the last one does
-not build the key: a guard generated for its program (`_FastPath`) reads the same things and
-compares each with what it was, in about a microsecond; anything else takes the general path.
+not build the key: one generated function (`_FastPath`) holds a guard that reads the same things
+and compares each with what it was (half a microsecond), the program's lines, the handing over of
+the gradients and, with `compile(fn, lr=...)`, the update; anything else takes the general path.
 
 What the program reads each call, and what it freezes:
 - Tensors passed as arguments, or captured through the names the function uses (its closure
@@ -44,6 +47,7 @@ re-entrant; calls from several threads are serialised by a lock.
 from __future__ import annotations
 
 import builtins
+import dis
 import functools
 import inspect
 import itertools
@@ -217,8 +221,13 @@ class _Tracer:
 _SKIP = (types.ModuleType, types.FunctionType, types.BuiltinFunctionType, type, types.MethodType)
 
 
+_GLOBAL_OPS = {"LOAD_GLOBAL", "LOAD_NAME", "STORE_GLOBAL", "DELETE_GLOBAL"}
+
+
 def _global_names(code: types.CodeType) -> list[str]:
-    names = list(code.co_names)
+    """The global names `code` (and the functions it defines) reads or writes; not the names of
+    attributes, which share `co_names` with them."""
+    names = [i.argval for i in dis.get_instructions(code) if i.opname in _GLOBAL_OPS]
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             names.extend(_global_names(const))
@@ -296,17 +305,17 @@ def _forward_body(cls: type) -> str:
 
 
 def _unary(ufunc: str) -> Callable[..., list[str]]:
-    return lambda fn, a, o, h: [f"{ufunc}({a[0]}, out={o})"]
+    return lambda fn, a, o, h: h.result(o, f"{ufunc}({a[0]})")
 
 
 def _binary(ufunc: str) -> Callable[..., list[str]]:
-    return lambda fn, a, o, h: [f"{ufunc}({a[0]}, {a[1]}, out={o})"]
+    return lambda fn, a, o, h: h.result(o, f"{ufunc}({a[0]}, {a[1]})")
 
 
 def _reduce(ufunc: str) -> Callable[..., list[str]]:
-    return lambda fn, a, o, h: [
-        f"{ufunc}.reduce({a[0]}, axis={fn.axes!r}, keepdims={fn.keepdims!r}, out={o})"
-    ]
+    return lambda fn, a, o, h: h.result(
+        o, f"{ufunc}.reduce({a[0]}, axis={fn.axes!r}, keepdims={fn.keepdims!r})"
+    )
 
 
 def _relu(fn: Function, a: list[str], o: str, h: Any) -> list[str]:
@@ -342,8 +351,9 @@ def _bce(fn: Function, a: list[str], o: str, h: Any) -> list[str]:
         f"maximum({x}, {h.k(0)}, out={t1})",
         f"multiply({x}, {y}, out={t2})",
         f"subtract({t1}, {t2}, out={t1})",
-        f"absolute({x}, out={t2})",
-        f"negative({t2}, out={t2})",
+        # -|x| in one call: copysign sets the sign bit as negative(absolute(x)) does, for every
+        # value (±0, ±inf and nan included)
+        f"copysign({x}, {h.k(-1)}, out={t2})",
         f"exp({t2}, out={t2})",
         f"log1p({t2}, out={t2})",
         f"add({t1}, {t2}, out={t1})",
@@ -413,6 +423,18 @@ _TABLE: dict[type, tuple[str, Callable[..., list[str]], bool, int]] = {
         2,
     ),
 }
+_ELEMENTWISE = {  # the binary operations above that work element by element
+    ops.Add,
+    ops.Sub,
+    ops.Mul,
+    ops.Div,
+    ops.Less,
+    ops.LessEqual,
+    ops.Greater,
+    ops.GreaterEqual,
+    ops.Equal,
+    ops.NotEqual,
+}
 _VIEWS = {
     ops.Reshape: ("return a.reshape(self.shape)", lambda fn, a: f"{a}.reshape({fn.shape!r})"),
     ops.Transpose: ("return a.transpose(self.axes)", lambda fn, a: f"{a}.transpose({fn.axes!r})"),
@@ -453,13 +475,18 @@ def _ignore_overflow() -> Any:
         state = np.errstate(over="ignore")
         state.__enter__()
         return state
+    return _EXTOBJ.set(_overflow_ignoring())
+
+
+def _overflow_ignoring() -> Any:
+    """NumPy's current error state with overflow ignored, made once per state."""
     current = _EXTOBJ.get()
     extobj = _OVERFLOW_IGNORED.get(current)
     if extobj is None:
         if len(_OVERFLOW_IGNORED) > 8:  # error states come and go (an errstate block each call)
             _OVERFLOW_IGNORED.clear()
         extobj = _OVERFLOW_IGNORED[current] = _make_extobj(over="ignore")
-    return _EXTOBJ.set(extobj)
+    return extobj
 
 
 def _restore_errstate(token: Any) -> None:
@@ -470,6 +497,16 @@ def _restore_errstate(token: Any) -> None:
 
 
 _OVERFLOW_IGNORED: dict[Any, Any] = {}  # NumPy's error state -> the same, ignoring overflow
+
+# The two lines `_sigmoid` writes, as the fast path runs them: the same context variable set and
+# reset, with no Python frame in between when the state was seen before.
+_ERRSTATE_CALLS = {
+    "overflow = ignore_overflow()": (
+        "overflow = __errstate_set(__overflow_ignored.get(__errstate_get()) "
+        "or __overflow_ignoring())"
+    ),
+    "restore_errstate(overflow)": "__errstate_reset(overflow)",
+}
 
 
 try:  # NumPy 2: the error state lives in a context variable
@@ -482,7 +519,7 @@ except ImportError:  # pragma: no cover
 _NUMPY_NAMES = {
     name: getattr(np, name)
     for name in (
-        "add subtract multiply divide negative exp log tanh maximum matmul dot copyto absolute "
+        "add subtract multiply divide negative exp log tanh maximum matmul dot copyto copysign "
         "log1p less less_equal greater greater_equal equal not_equal broadcast_to asarray"
     ).split()
 }
@@ -573,6 +610,8 @@ class _Program:
         self.delivered: list[tuple[int, int]] = []  # (store, index) of params given a gradient
         self.param_lists: list[list[Tensor]] = []
         self.cost_name: str | None = None
+        self.body: list[str] = []  # the lines of `step` before its `return cost_var`
+        self.cost_var = ""
         self.cost_is_new = False  # the cost is a new array each call: returned without a copy
         # the fast path (`_fast_path`): a call and an update that return None / False when
         # they cannot take it
@@ -596,6 +635,8 @@ class _Program:
                 for name, ps, i in self.pinned:
                     if ps == s:
                         self.namespace[name] = store.gviews[i]
+                        if _OUT + name in self.namespace:  # the fast path's `out` tuple
+                            self.namespace[_OUT + name] = (store.gviews[i],)
 
     def deliver(self) -> None:
         stores = self.stores
@@ -637,7 +678,9 @@ class _Program:
 class _FastPath:
     """Writes, for one program, the Python of a call that skips building the signature's key:
     a guard that reads the same things the key reads (`_signature`) and compares each with its
-    value when the program was traced, then the call itself (`call`) and the update (`sgd`).
+    value when the program was traced, then the call itself (`__call`: the program's own lines,
+    inlined, not a call of `step`) and the update (`__sgd`). Its names begin with `__`, which no
+    name of the program does (`_identifier`), since both share the program's namespace.
 
     The guard is at least as strict as the key: whatever it compares by identity it holds, so no
     id can be reused; anything it does not handle (empty closure cells, one object in two places,
@@ -656,13 +699,13 @@ class _FastPath:
 
     def const(self, value: Any) -> str:
         self.count += 1
-        name = f"K{self.count}"
+        name = f"__K{self.count}"
         self.ns[name] = value
         return name
 
     def local(self) -> str:
         self.count += 1
-        return f"x{self.count}"
+        return f"__x{self.count}"
 
     def refuse(self, condition: str) -> None:
         self.lines.append(f"if {condition}: return None")
@@ -676,17 +719,17 @@ class _FastPath:
         kind = type(x)
         if kind is Tensor:
             self.found.append(expr)
-            self.refuse(f"type({expr}) is not Tensor")
+            self.refuse(f"type({expr}) is not __Tensor")
             if x.requires_grad:
                 self.same_object(expr, x)
                 self.refuse(f"not {expr}.requires_grad")
             else:
                 self.refuse(f"{expr}.requires_grad")
             self.layout(f"{expr}._array", x._array)
-            self.refuse(f"({expr}.grad is None) is not {x.grad is None}")
+            self.refuse(f"{expr}.grad {'is None' if x.grad is not None else 'is not None'}")
         elif kind is np.ndarray:
             self.found.append(expr)
-            self.refuse(f"type({expr}) is not ndarray")
+            self.refuse(f"type({expr}) is not __ndarray")
             self.layout(expr, x)
         elif kind in (dict, list, tuple) and depth < 4:
             if len(x) > self.MAX_ITEMS:
@@ -742,14 +785,13 @@ class _FastPath:
                 self.same_object(name, v)
                 self.tensor_flags(name, v)
             else:
-                self.refuse(f"type({name}) is Tensor")
+                self.refuse(f"type({name}) is __Tensor")
 
     def tensor_flags(self, expr: str, t: Tensor) -> None:
         """What the key reads of a captured Tensor besides its identity."""
         if t.requires_grad:
-            self.refuse(
-                f"not {expr}.requires_grad or ({expr}.grad is None) is not {t.grad is None}"
-            )
+            has = "is None" if t.grad is not None else "is not None"
+            self.refuse(f"not {expr}.requires_grad or {expr}.grad {has}")
         else:
             strides = self.const(t._array.strides)
             self.refuse(f"{expr}.requires_grad or {expr}._array.strides != {strides}")
@@ -762,12 +804,14 @@ def _fast_path(
     compiled: Compiled, program: _Program, args: tuple, kwargs: dict, found: list
 ) -> None:
     """Give `program` its fast `call` and `sgd` (see `_FastPath`) for calls like this one, whose
-    key is `program`'s; `found` is what `_signature` found for it."""
+    key is `program`'s; `found` is what `_signature` found for it. The call is one function: the
+    guard, the program's lines (`step`'s body, reading the guard's names for its inputs), the
+    gradients handed over and, with `compile(lr=...)`, the update."""
     program.fast_built = True
     w = _FastPath()
     # `watched`: anomaly mode or a tracer, in one read, where the engine keeps it
-    w.refuse("mode.watched" if _WATCHED else "mode.tracer is not None or mode.anomaly")
-    w.refuse(f"mode.grad_enabled != {w.const(_mode.grad_enabled)}")
+    w.refuse("__mode.watched" if _WATCHED else "__mode.tracer is not None or __mode.anomaly")
+    w.refuse(f"__mode.grad_enabled != {w.const(_mode.grad_enabled)}")
     w.refuse(f"len(args) != {len(args)}")
     if kwargs:
         w.refuse(f"sorted(kwargs) != {w.const(sorted(kwargs))}")
@@ -793,7 +837,7 @@ def _fast_path(
     for global_name in compiled._global_names:
         x = g.get(global_name)
         name = w.local()
-        w.lines.append(f"{name} = G.get({global_name!r})")
+        w.lines.append(f"{name} = __G.get({global_name!r})")
         if x is None:
             w.refuse(f"{name} is not None")
         else:
@@ -806,37 +850,74 @@ def _fast_path(
     everything = f"({', '.join(w.found)},)"
     if len(set(ids)) < len(ids):  # one object in two places: the key has where, so must this
         pattern = w.const(tuple(ids.index(i) for i in ids))
-        w.lines.append(f"ids = [id(x) for x in {everything}]")
-        w.refuse(f"tuple(ids.index(i) for i in ids) != {pattern}")
+        w.lines.append(f"__ids = [id(x) for x in {everything}]")
+        w.refuse(f"tuple(__ids.index(i) for i in __ids) != {pattern}")
     elif len(w.by_identity) < len(found) and len(found) > 1:  # two arguments may now be one
         w.refuse(f"len({{id(x) for x in {everything}}}) != {len(found)}")
 
     stores = program.stores
-    ns = w.ns
-    ns.update(mode=_mode, G=g, Tensor=Tensor, ndarray=np.ndarray, getrefcount=sys.getrefcount)
-    ns.update(run=program.run, param_lists=program.param_lists, lock=compiled._lock)
-    ns.update(check_storage=program.check_storage, check_gradients=program.check_gradients)
-    ns.update(wrap=Tensor._wrap, NAME=program.cost_name, UNHELD=_UNHELD_FAST, LR=compiled.lr)
-    ns.update(multiply=np.multiply, subtract=np.subtract, locks=engine._locks)
-    ns.update(locked=program.refuse_locked)
+    ns = program.namespace  # the program's buffers, constants and views, by the names it uses
+    ns.update(w.ns)
+    ns.update(__mode=_mode, __G=g, __Tensor=Tensor, __ndarray=np.ndarray, __lock=compiled._lock)
+    ns.update(__getrefcount=sys.getrefcount, __check_storage=program.check_storage)
+    ns.update(__check_gradients=program.check_gradients, __wrap=Tensor._wrap)
+    ns.update(__NAME=program.cost_name, __UNHELD=_UNHELD_FAST, __locks=engine._locks)
+    ns.update(__multiply=np.multiply, __subtract=np.subtract, __locked=program.refuse_locked)
+    if _EXTOBJ is not None:
+        ns.update(__errstate_set=_EXTOBJ.set, __errstate_get=_EXTOBJ.get)
+        ns.update(__errstate_reset=_EXTOBJ.reset, __overflow_ignored=_OVERFLOW_IGNORED)
+        ns.update(__overflow_ignoring=_overflow_ignoring)
     moved = []
     for s, store in enumerate(stores):
-        ns[f"S{s}"] = store
+        ns[f"__S{s}"] = store
+        # the flat parameter array and its scratch are never replaced (the gradients' array is,
+        # when a caller keeps the gradients: it is read through the store)
+        ns[f"__flat{s}"], ns[f"__tmp{s}"] = store.flat, store.tmp
+        ns[f"__flat{s}_out"], ns[f"__tmp{s}_out"] = (store.flat,), (store.tmp,)
+        if compiled.lr is not None:  # the number NumPy makes of the Python float (NEP 50), once
+            ns[f"__LR{s}"] = np.asarray(compiled.lr, store.flat.dtype)
         for i, p in enumerate(store.params):
-            ns[f"P{s}_{i}"], ns[f"V{s}_{i}"] = p, store.views[i]
-            moved.append(f"P{s}_{i}._array is not V{s}_{i}")
-    storage = [f"if {' or '.join(moved)}:", "    check_storage()"]
-    grads = [f"g{s} = S{s}.grads" for s in range(len(stores))]
-    held = [  # as `_held`, one line per gradient
-        f"getrefcount(g{s}[{i}]) - (P{s}_{i}.grad is g{s}[{i}]) > UNHELD"
+            ns[f"__P{s}_{i}"], ns[f"__V{s}_{i}"] = p, store.views[i]
+            moved.append(f"__P{s}_{i}._array is not __V{s}_{i}")
+    storage = [f"if {' or '.join(moved)}:", "    __check_storage()"]
+    grads = [f"__g{s} = __S{s}.grads" for s in range(len(stores))]
+    held = [  # as `_held`, one line per gradient; a `.grad` the guard found None is not it
+        f"__getrefcount(__g{s}[{i}]) > __UNHELD"
+        if p.grad is None
+        else f"__getrefcount(__g{s}[{i}]) - (__P{s}_{i}.grad is __g{s}[{i}]) > __UNHELD"
         for s, st in enumerate(stores)
-        for i in range(len(st.params))
+        for i, p in enumerate(st.params)
     ]
-    delivered = [f"P{s}_{i}" for s, i in program.delivered]
-    gradients = [f"g{s}[{i}]" for s, i in program.delivered]
+    delivered = [f"__P{s}_{i}" for s, i in program.delivered]
+    gradients = [f"__g{s}[{i}]" for s, i in program.delivered]
+
+    def out_tuple(m: re.Match) -> str:
+        name = m[3]
+        if m[2] in ("dot", "matmul") or not isinstance(ns.get(name), np.ndarray):
+            return m[0]
+        ns[_OUT + name] = (ns[name],)
+        return f"{m[1]}, out={_OUT + name})"
+
+    def reads(line: str) -> str:
+        """A line of `step(inputs, params)` as the call runs it: its reads of inputs and earlier
+        gradients through the guard's names, and `out=` as the one-element tuple NumPy turns it
+        into (made once: 20 ns less a call)."""
+        line = re.sub(r"\binputs\[(\d+)\]", lambda m: w.found[int(m[1])], line)
+        line = re.sub(r"\bparams\[(\d+)\]\[(\d+)\]", r"__P\1_\2", line)
+        stripped = line.lstrip()
+        if stripped in _ERRSTATE_CALLS and _EXTOBJ is not None:
+            line = line[: len(line) - len(stripped)] + _ERRSTATE_CALLS[stripped]
+        return re.sub(r"^(\s*([\w.]+)\(.*), out=(\w+)\)$", out_tuple, line)
+
+    update = ["if __locks:", "    __locked()"]
+    for s in range(len(stores)):
+        update += [
+            f"__multiply(__S{s}.gflat, __LR{s}, out=__tmp{s}_out)",
+            f"__subtract(__flat{s}, __tmp{s}, out=__flat{s}_out)",
+        ]
     call = [
-        "def call(args, kwargs):",
-        "    with lock:",
+        "def __call(args, kwargs):",
+        "    with __lock:",
         "        try:",
         *("            " + line for line in w.lines),
         "        except Exception:  # an emptied closure cell, an == that raises: the general path",
@@ -844,36 +925,38 @@ def _fast_path(
         *("        " + line for line in storage),
         *("        " + line for line in grads),
         f"        if {' or '.join(held)}:",
-        "            check_gradients()",
+        "            __check_gradients()",
         *("            " + line for line in grads),
-        f"        cost = run([{', '.join(w.found)}], param_lists)",
+        *("        " + reads(line) for line in program.body),
         *(f"        {p}.grad = {gr}" for p, gr in zip(delivered, gradients)),
-        *(["        sgd(LR)"] if compiled.lr is not None else []),  # the gradients just given
-        f"    out = wrap(cost{'' if program.cost_is_new else '.copy()'})",
-        "    out._array.setflags(write=False)",
-        "    out.name = NAME",
-        "    return out",
+        *(("        " + line for line in update) if compiled.lr is not None else ()),
+        f"        __cost = __wrap({program.cost_var}{'' if program.cost_is_new else '.copy()'})",
+        "    __cost._array.setflags(write=False)",
+        "    __cost.name = __NAME",
+        "    return __cost",
     ]
     same = [f"{p}.grad is not {gr}" for p, gr in zip(delivered, gradients)]
     sgd = [
-        "def sgd(lr):",
-        "    with lock:",
+        "def __sgd(lr):",
+        "    with __lock:",
         *("        " + line for line in storage),
         *("        " + line for line in grads),
         *([f"        if {' or '.join(same)}:", "            return False"] if same else []),
-        "        if locks:",
-        "            locked()",
+        "        if __locks:",
+        "            __locked()",
     ]
     for s in range(len(stores)):
         sgd += [
-            f"        multiply(S{s}.gflat, lr, out=S{s}.tmp)",
-            f"        subtract(S{s}.flat, S{s}.tmp, out=S{s}.flat)",
+            f"        __multiply(__S{s}.gflat, lr, out=__S{s}.tmp)",
+            f"        __subtract(__S{s}.flat, __S{s}.tmp, out=__S{s}.flat)",
         ]
     sgd.append("    return True")
     source = "\n".join(call + ["", ""] + sgd) + "\n"
-    exec(builtins.compile(source, f"<fast path of {compiled._name}>", "exec"), ns)  # noqa: S102
+    filename = f"<compiled fast path of {compiled._name} #{next(_PROGRAM_NUMBERS)}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    exec(builtins.compile(source, filename, "exec"), ns)  # noqa: S102
     program.fast_source = source
-    program.fast_call, program.fast_sgd = ns["call"], ns["sgd"]
+    program.fast_call, program.fast_sgd = ns["__call"], ns["__sgd"]
 
 
 def _references(params: list[Tensor], grads: list[Tensor]) -> int:
@@ -912,6 +995,8 @@ def _held(params: list[Tensor], grads: list[Tensor]) -> bool:
 
 def _identifier(name: str | None, taken: set[str], fallback: str) -> str:
     base = name if name and name.isidentifier() and not keyword.iskeyword(name) else fallback
+    if base.startswith("__"):  # names of the fast path (`_fast_path`), in the same namespace
+        base = "t" + base
     if base in _NUMPY_NAMES or base in _RESERVED:
         base += "_"
     candidate, n = base, 1
@@ -922,6 +1007,7 @@ def _identifier(name: str | None, taken: set[str], fallback: str) -> str:
     return candidate
 
 
+_OUT = "__out_"  # the fast path's name of a buffer's `out` tuple: `__out_Z1 = (Z1,)`
 _RESERVED = {
     "inputs",
     "params",
@@ -989,6 +1075,8 @@ class _Lowering:
         self.output: _Value | None = None
         self.assignable = self.assigned = False
         self.assigned_values: set[int] = set()
+        self.scalar_ok: set[int] = set()  # values only table operations read
+        self.cost_value: _Value | None = None
         self.take: Callable[..., np.ndarray] = np.empty
 
     def data_of(self, t: Tensor) -> np.ndarray:
@@ -1143,6 +1231,19 @@ class _Lowering:
             for b in line.v.base:
                 b.last = max(b.last, line.v.last)
 
+        # which values only table operations (NumPy calls) read, through aliases too
+        table_read: dict[int, bool] = {}
+        for line in plan:
+            for x in line.ins:
+                while x.kind == "alias":
+                    x = x.base[0]
+                table_read[id(x)] = table_read.get(id(x), True) and line.kind == "buf"
+        root = cost_v
+        while root.kind == "alias":
+            root = root.base[0]
+        self.scalar_ok = {k for k, only in table_read.items() if only and k != id(root)}
+        self.cost_value = root
+
         # 4. buffers: the final gradients are written straight into the gradient storage
         program = _Program()
         program.stores = self.stores
@@ -1180,9 +1281,20 @@ class _Lowering:
                 ns[v.name] = v.array
         given: set[int] = set()
         helper = self
+        scalars: dict[int, str] = {}
         for n, line in enumerate(plan):
             kind, fn, ins, v, entry = line.kind, line.fn, line.ins, line.v, line.entry
             args = [_expr(x) for x in ins]
+            if kind == "buf" and type(fn) in _ELEMENTWISE and len(ins) == 2:
+                for j, x in enumerate(ins):
+                    # a one-element operand as a 0-d view: the same numbers added, multiplied,
+                    # compared, without NumPy's broadcasting machinery (half the time)
+                    broadcast = x.shape and math.prod(x.shape) == 1 and ins[1 - j].shape == v.shape
+                    if broadcast and x.stable and x.literal is None:
+                        if id(x) not in scalars:
+                            scalars[id(x)] = _identifier(f"{x.name}_0d", taken, "scalar")
+                            setup.append(f"{scalars[id(x)]} = {x.name}.reshape(())")
+                        args[j] = scalars[id(x)]
             if kind == "const":
                 ns[v.name] = v.array
             elif kind == "alias":
@@ -1233,6 +1345,7 @@ class _Lowering:
                 ns[name] = self.stores[s].gviews[i]
                 program.pinned.append((name, s, i))
                 body.append(f"copyto({name}, {_expr(gv)})")
+        program.body, program.cost_var = list(body), cost_v.name  # the fast path inlines them
         body.append(f"return {cost_v.name}")
 
         lines = [f"# generated by tinygrad_fnn.compile from {self.fn_name}"]
@@ -1256,6 +1369,20 @@ class _Lowering:
         return program
 
     # ----- what the emitters ask for
+    def result(self, o: str, call: str) -> list[str]:
+        """The line of `call` (a NumPy call without `out`) writing the result `o`: into its
+        buffer (`out=`), or, for a 0-d result, assigned anew each call where a 0-d `out=`
+        costs more: as the NumPy scalar the call returns when only NumPy calls of the program
+        read it (the same number: NumPy 2 types a scalar as a 0-d array of its dtype), or as a
+        new 0-d array when it is the cost."""
+        if self.assignable and id(self.output) in self.scalar_ok:
+            self.assign()
+            return [f"{o} = {call}"]
+        if self.assignable and self.output is self.cost_value:
+            self.assign()
+            return [f"{o} = asarray({call})"]
+        return [f"{call[:-1]}, out={o})"]
+
     def assign(self) -> bool:
         """Whether the emitter may assign the 0-d result as a new array each call (`name = …`)
         instead of writing it into a buffer; True commits it to doing so."""
