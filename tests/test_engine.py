@@ -23,7 +23,7 @@ from tinygrad_fnn import (
     is_grad_enabled,
     no_grad,
 )
-from tinygrad_fnn.engine import _topological_order
+from tinygrad_fnn.engine import _topological_order, as_array
 from tinygrad_fnn.ops import MatMul
 
 rng = np.random.default_rng(1234)
@@ -511,3 +511,24 @@ def test_the_functions_the_rules_use_are_the_methods():
         assert np.array_equal(x.grad.data, y.grad.data)
     with pytest.raises(TypeError, match="exp: expects Tensors, got ndarray"):
         tg.exp(a)
+
+
+def test_no_two_gradients_share_memory():
+    """a + b hands the same gradient to a and b, and backward(gradient=g) starts from g: each
+    .grad is its own array, so an in-place edit of one (gradient clipping, say) changes no other
+    and not the gradient given."""
+    for make in (lambda x: x, lambda x: Tensor(x)):
+        a, b = leaf(3, 2), leaf(3, 2)
+        given = make(np.full((3, 2), 2.0))
+        (a + b).backward(given)
+        arrays = [a.grad.data, b.grad.data, as_array(given)]
+        for i, x in enumerate(arrays):
+            for y in arrays[i + 1 :]:
+                assert not np.shares_memory(x, y)
+        a.grad.data[:] = 0.0
+        assert np.array_equal(b.grad.data, np.full((3, 2), 2.0))
+        assert np.array_equal(as_array(given), np.full((3, 2), 2.0))
+    x = leaf(2, 2)
+    (g,) = grad((x * x).sum(), x, create_graph=True)
+    (x * g).backward(g)  # a gradient that requires grad stays itself (in its graph)
+    assert x.grad is not None

@@ -949,7 +949,9 @@ class Tensor:
 
 
 def _seed(out: Tensor, gradient: Any, caller: str) -> Tensor:
-    """The gradient that starts backward: ones for a scalar, else a copy of `gradient`."""
+    """The gradient that starts backward: ones for a scalar, else a copy of `gradient` (so that
+    no `.grad` shares memory with it), or `gradient` itself if it requires grad (a gradient of
+    gradients: it stays in its graph)."""
     data = out._array
     if gradient is None:
         if data.size != 1:
@@ -963,7 +965,10 @@ def _seed(out: Tensor, gradient: Any, caller: str) -> Tensor:
             f"{caller}: the gradient given is {given.dtype}, but {_describe(out)} is {data.dtype}; "
             "convert it with .astype()"
         )
-    seed = gradient if isinstance(gradient, Tensor) else Tensor(given, dtype=data.dtype)
+    if isinstance(gradient, Tensor) and gradient.requires_grad:
+        seed = gradient
+    else:
+        seed = Tensor(given, dtype=data.dtype)
     if seed.shape != data.shape:
         raise ShapeError(
             f"{caller}: gradient of shape {seed.shape} given for {_describe(out)}; "
@@ -1029,7 +1034,7 @@ def _backprop(
     that the pass is recorded like any other. Both give the same bits: an operation on Tensors
     runs the very NumPy expression it would run on arrays.
     """
-    given = {id(seed._array)}  # arrays handed out as gradients: see `_deliver`
+    given: set[int] = set()  # the arrays handed out as gradients: see `_deliver`
     if root._ctx is None:
         _deliver(root, seed, wanted, given)
         return
@@ -1098,8 +1103,8 @@ def _deliver(
     t: Tensor, g: Any, wanted: dict[Tensor, Tensor | None] | None, given: set[int]
 ) -> None:
     """Add `g` (a Tensor, or an array from a walk on arrays) to the gradient kept for `t`: its
-    `.grad`, or its entry in `wanted`. An array already handed out as a gradient (the seed, or
-    one a rule passed on unchanged to two inputs) is copied first, so that no two gradients share
+    `.grad`, or its entry in `wanted`. An array already handed out as a gradient (one a rule passed
+    on unchanged to two inputs, as `a + b` does) is copied first, so that no two gradients share
     memory and an in-place edit of one cannot change another."""
     if type(g) is not Tensor:
         g = Tensor._wrap(g if type(g) is np.ndarray else np.asarray(g))
