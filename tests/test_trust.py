@@ -463,3 +463,22 @@ def test_a_masked_array_cannot_take_the_values_of_a_tensor_that_requires_grad():
     for combine in (lambda: m * x, lambda: m + x, lambda: np.ma.array(x)):
         with pytest.raises(TypeError, match="requires grad"):
             combine()
+
+
+def test_a_graph_freed_by_the_garbage_collector_unlocks_its_arrays():
+    """A graph kept in a reference cycle (say, by an exception's traceback) is freed by the
+    garbage collector, not by reference counting; its leaves must become writeable again."""
+    import gc
+
+    w = Tensor(np.ones((3, 3)), requires_grad=True)
+    x = np.ones((3, 3))
+    y = (w * x).sum()
+    cycle = [y]
+    cycle.append(cycle)  # y is now reachable only through a cycle
+    del y
+    assert not w.data.flags.writeable and not x.flags.writeable
+    del cycle
+    gc.collect()
+    assert w.data.flags.writeable and x.flags.writeable
+    w.data[0, 0] = 2.0  # the update works again
+    x[0, 0] = 2.0

@@ -131,8 +131,10 @@ def _check_finite(op: str, inputs: Sequence[Tensor], data: np.ndarray, what: str
 
 # ----- read-only arrays while a graph needs them
 
-_locks: dict[int, int] = {}  # id(array) -> number of live operations that need it
-_guard = threading.Lock()  # guards `_locks`
+# id(array) -> [the array, number of live operations that need it]; holding the array keeps its id
+# from being reused while the entry exists
+_locks: dict[int, list] = {}
+_guard = threading.RLock()  # guards `_locks` (re-entrant: a graph freed while locking unlocks)
 _adding = threading.Lock()  # guards the accumulation of `.grad` across threads
 
 
@@ -151,12 +153,12 @@ def _lock(arrays: list[np.ndarray]) -> list[np.ndarray]:
                     owner = owner.base
                 chain = (owner, a) if owner is not a else (a,)
             for x in chain:
-                count = _locks.get(id(x))
-                if count:
-                    _locks[id(x)] = count + 1
+                entry = _locks.get(id(x))
+                if entry is not None:
+                    entry[1] += 1
                 elif x.flags.writeable:
                     x.setflags(write=False)
-                    _locks[id(x)] = 1
+                    _locks[id(x)] = [x, 1]
                 else:
                     continue  # read-only by nature (a broadcast view, a recorded result)
                 locked.append(x)
@@ -169,16 +171,27 @@ def _unlock(*lists: list[np.ndarray]) -> None:
     with _guard:
         for locked in lists:
             for x in locked:
-                count = _locks[id(x)] - 1
-                if count:
-                    _locks[id(x)] = count
-                else:
+                entry = _locks[id(x)]
+                entry[1] -= 1
+                if entry[1] == 0:
                     del _locks[id(x)]
                     try:
                         x.setflags(write=True)
                     except ValueError:
                         pass  # a view whose owner another graph still needs: it stays read-only
             locked.clear()
+
+
+_unlocking: set[weakref.ref] = set()  # the references that unlock when a graph is dropped
+
+
+def _dropped(locked: list[np.ndarray]) -> Callable[[weakref.ref], None]:
+    def unlock(ref: weakref.ref) -> None:
+        _unlocking.discard(ref)
+        if locked:
+            _unlock(locked)
+
+    return unlock
 
 
 # ----- operations
@@ -286,11 +299,13 @@ class Function:
         self.freed = False
         leaves = [t._array for t in inputs if t._ctx is None]
         self.locked = locked = _lock(leaves) if leaves else leaves
-        # The lock ends when backward has run through this operation, or when the output is dropped
-        # unused.
-        self.out = (
-            weakref.ref(out, lambda _: locked and _unlock(locked)) if locked else weakref.ref(out)
-        )
+        if locked:  # the lock ends when backward has run through this operation, or when the
+            # output is dropped unused (then this reference, held apart from the graph so that it
+            # outlives a graph freed as a whole by the garbage collector, unlocks)
+            self.out = weakref.ref(out, _dropped(locked))
+            _unlocking.add(self.out)
+        else:
+            self.out = weakref.ref(out)
         out.requires_grad = True
         out._ctx = self
 
@@ -1091,7 +1106,8 @@ def _backprop(
                 fn.freed = True
                 if fn.locked:
                     released.append(fn.locked)
-                    fn.out = None  # and its output's death need not unlock anything
+                    _unlocking.discard(fn.out)  # its output's death need not unlock anything
+                    fn.out = None
     finally:
         mode.grad_enabled, mode.arrays = previous
         mode.rule = None
