@@ -254,7 +254,8 @@ class Function:
         return _rule_line(type(self))
 
     def __call__(self, *inputs: Tensor) -> Tensor:
-        if _mode.arrays:  # a rule run by the backward walk on plain arrays: compute, no record
+        mode = _mode
+        if mode.arrays:  # a rule run by the backward walk on plain arrays: compute, no record
             if Tensor in map(type, inputs):  # a rule that brought in a Tensor of its own
                 inputs = tuple(_value(x) for x in inputs)
             return self.forward(*inputs)
@@ -271,7 +272,6 @@ class Function:
         if type(data) is not np.ndarray:
             data = np.asarray(data)  # NumPy returns scalars for 0-d results
         out = Tensor._wrap(data)
-        mode = _mode
         if mode.grad_enabled and self.differentiable:
             needs_grad = tuple([t.requires_grad for t in inputs])
             if True in needs_grad:

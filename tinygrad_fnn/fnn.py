@@ -174,7 +174,7 @@ class NonFiniteCostError(FloatingPointError):
 
 
 def _check_cost(cost: Tensor, loss: str) -> None:
-    value = float(cost.data)
+    value = float(cost)
     if math.isfinite(value):
         return
     if loss == "composed":
