@@ -532,3 +532,24 @@ def test_no_two_gradients_share_memory():
     (g,) = grad((x * x).sum(), x, create_graph=True)
     (x * g).backward(g)  # a gradient that requires grad stays itself (in its graph)
     assert x.grad is not None
+
+
+def test_a_rule_written_with_tensor_only_methods_gets_a_clear_error():
+    """A plain backward runs rules on NumPy arrays: a rule that calls `a.exp()` cannot, and says
+    so (with create_graph, on Tensors, it works)."""
+
+    class TensorOnly(Function):
+        op = "tensor_only"
+
+        def forward(self, a):
+            return np.exp(a)
+
+        def da(self, g, z, a):
+            return g * a.exp()
+
+    x = leaf(3)
+    with pytest.raises(TypeError, match=r"rule of tensor_only ran on NumPy arrays.*exp\(a\)"):
+        TensorOnly()(x).sum().backward()
+    y = leaf(3)
+    TensorOnly()(y).sum().backward(create_graph=True)
+    assert np.allclose(y.grad.data, np.exp(y.data))

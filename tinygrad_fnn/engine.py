@@ -1081,13 +1081,22 @@ def _backprop(
                 z, inputs = fn.z, fn.arrays
             else:
                 z, inputs = fn.out(), parents
-            if fn.vjps:  # one rule per input, run only for the inputs that need it
-                input_grads = [
-                    rule(fn, g, z, *inputs) if need else None
-                    for rule, need in zip(fn.vjps, fn.needs_grad)
-                ]
-            else:
-                input_grads = fn.backward(g, z, *inputs)
+            try:
+                if fn.vjps:  # one rule per input, run only for the inputs that need it
+                    input_grads = [
+                        rule(fn, g, z, *inputs) if need else None
+                        for rule, need in zip(fn.vjps, fn.needs_grad)
+                    ]
+                else:
+                    input_grads = fn.backward(g, z, *inputs)
+            except AttributeError as e:
+                if not on_arrays:
+                    raise
+                raise TypeError(
+                    f"the rule of {fn.op} ran on NumPy arrays (a backward that records nothing) "
+                    f"and used what only a Tensor has ({e}); write rules with operators and the "
+                    "engine's functions, which take either: exp(a), not a.exp()"
+                ) from e
             mode.rule = None
             for t, x, tg, need in zip(parents, inputs, input_grads, fn.needs_grad):
                 if not need or tg is None:  # None: this input has no derivative
