@@ -482,3 +482,75 @@ def test_a_graph_freed_by_the_garbage_collector_unlocks_its_arrays():
     assert w.data.flags.writeable and x.flags.writeable
     w.data[0, 0] = 2.0  # the update works again
     x[0, 0] = 2.0
+
+
+def test_views_of_one_array_are_all_writeable_again_after_backward():
+    """Two leaves whose data are views of one array: their op locks the owner twice and each view
+    once; unlocking a view while the owner is still locked must not leave it read-only for good."""
+    base = np.ones(4)
+    t1, t2 = Tensor(np.zeros(2), requires_grad=True), Tensor(np.zeros(2), requires_grad=True)
+    t1.data, t2.data = base[:2], base[2:]
+    (t1 * t2).sum().backward()
+    assert base.flags.writeable and t1.data.flags.writeable and t2.data.flags.writeable
+    with no_grad():
+        t1 -= 0.5 * t1.grad
+        t2 -= 0.5 * t2.grad
+    assert np.array_equal(base, [0.5, 0.5, 0.5, 0.5])
+
+
+def test_compiled_parameters_update_after_an_eager_backward_and_under_anomaly_mode():
+    """Compiled parameters are views of one flat array (the case that found the bug above)."""
+    from tinygrad_fnn import compile, detect_anomaly
+
+    W = Tensor(np.ones((2, 3)), requires_grad=True)
+    V = Tensor(np.ones((3, 1)), requires_grad=True)
+    step = compile(lambda: (W @ V).sum(), lr=0.1)
+    step()
+    with detect_anomaly():
+        step()  # runs eagerly, then updates the flat storage
+    W.grad = V.grad = None
+    (W @ V).sum().backward()
+    with no_grad():
+        W -= 0.1 * W.grad
+    step.sgd(0.1)
+    assert W.data.flags.writeable and V.data.flags.writeable
+
+
+def test_every_gradient_is_its_own_writeable_array():
+    """Transpose's rule gives a view of g, sum's a read-only broadcast: .grad copies them, so
+    no .grad shares memory with another or with the data, and each can be edited in place."""
+    a = Tensor(np.ones((2, 3)), requires_grad=True)
+    b = Tensor(np.ones((3, 2)), requires_grad=True)
+    (a + b.T).backward(np.ones((2, 3)))
+    assert not np.shares_memory(a.grad.data, b.grad.data)
+    a.grad.data[0, 0] = 99.0
+    assert b.grad.data[0, 0] == 1.0
+    ga, gb = grad(a + b.T, [a, b], gradient=np.ones((2, 3)))
+    assert not np.shares_memory(ga.data, gb.data)
+    c = Tensor(np.ones((2, 2)), requires_grad=True)
+    (c + c).sum().backward()
+    assert c.grad.data.flags.writeable and c.grad.data.strides == (16, 8)
+    c.grad.data[:] = 0.0
+    x = Tensor([1.0, 2.0], requires_grad=True)
+    (x + 0).backward(x)  # the gradient given is x itself, which requires grad
+    assert not np.shares_memory(x.grad.data, x.data) and x.grad is not x
+    assert not x.grad.requires_grad
+
+
+def test_a_gradient_of_another_dtype_is_refused_in_every_walk():
+    for run in (
+        lambda y: y.backward(),
+        lambda y: y.backward(create_graph=True),
+        lambda y: _anomalous(y),
+    ):
+        x = Tensor([1.0, 2.0], requires_grad=True)
+        x.grad = Tensor([1.0, 1.0], dtype=np.float32)
+        with pytest.raises(TypeError, match="dtype float32"):
+            run((x * x).sum())
+
+
+def _anomalous(y):
+    from tinygrad_fnn import detect_anomaly
+
+    with detect_anomaly():
+        y.backward()

@@ -166,8 +166,8 @@ def _lock(arrays: list[np.ndarray]) -> list[np.ndarray]:
 
 
 def _unlock(*lists: list[np.ndarray]) -> None:
-    """Undo `_lock`s (each once: the lists are emptied). Owners come before their views, so a
-    view becomes writeable only when its owner has."""
+    """Undo `_lock`s (each once: the lists are emptied). A view whose owner is still locked by
+    another operation cannot be made writeable yet (NumPy refuses); it waits for its owner."""
     with _guard:
         for locked in lists:
             for x in locked:
@@ -175,11 +175,25 @@ def _unlock(*lists: list[np.ndarray]) -> None:
                 entry[1] -= 1
                 if entry[1] == 0:
                     del _locks[id(x)]
-                    try:
-                        x.setflags(write=True)
-                    except ValueError:
-                        pass  # a view whose owner another graph still needs: it stays read-only
+                    _make_writeable(x)
             locked.clear()
+
+
+_waiting: dict[int, list[np.ndarray]] = {}  # id(owner) -> its views waiting for it to unlock
+
+
+def _make_writeable(x: np.ndarray) -> None:
+    try:
+        x.setflags(write=True)
+    except ValueError:  # its owner is still locked: made writeable when the owner is
+        owner = x.base
+        while isinstance(owner.base, np.ndarray):
+            owner = owner.base
+        _waiting.setdefault(id(owner), []).append(x)
+        return
+    for view in _waiting.pop(id(x), ()):
+        if id(view) not in _locks:  # (a view locked again meanwhile waits for that lock)
+            _make_writeable(view)
 
 
 _unlocking: set[weakref.ref] = set()  # the references that unlock when a graph is dropped
@@ -960,13 +974,15 @@ class Tensor:
             )
         if retain_graph is None:
             retain_graph = create_graph
-        _backprop(self, _seed(self, gradient, "backward"), retain_graph, create_graph, None)
+        _backprop(
+            self, _seed(self, gradient, "backward", create_graph), retain_graph, create_graph, None
+        )
 
 
-def _seed(out: Tensor, gradient: Any, caller: str) -> Tensor:
+def _seed(out: Tensor, gradient: Any, caller: str, create_graph: bool) -> Tensor:
     """The gradient that starts backward: ones for a scalar, else a copy of `gradient` (so that
-    no `.grad` shares memory with it), or `gradient` itself if it requires grad (a gradient of
-    gradients: it stays in its graph)."""
+    no `.grad` shares memory with it), or, with `create_graph`, `gradient` itself if it requires
+    grad (a gradient of gradients: it stays in its graph)."""
     data = out._array
     if gradient is None:
         if data.size != 1:
@@ -980,7 +996,7 @@ def _seed(out: Tensor, gradient: Any, caller: str) -> Tensor:
             f"{caller}: the gradient given is {given.dtype}, but {_describe(out)} is {data.dtype}; "
             "convert it with .astype()"
         )
-    if isinstance(gradient, Tensor) and gradient.requires_grad:
+    if create_graph and isinstance(gradient, Tensor) and gradient.requires_grad:
         seed = gradient
     else:
         seed = Tensor(given, dtype=data.dtype)
@@ -1128,23 +1144,34 @@ def _deliver(
     t: Tensor, g: Any, wanted: dict[Tensor, Tensor | None] | None, given: set[int]
 ) -> None:
     """Add `g` (a Tensor, or an array from a walk on arrays) to the gradient kept for `t`: its
-    `.grad`, or its entry in `wanted`. An array already handed out as a gradient (one a rule passed
-    on unchanged to two inputs, as `a + b` does) is copied first, so that no two gradients share
-    memory and an in-place edit of one cannot change another."""
+    `.grad`, or its entry in `wanted`. An array that may share memory (one already handed out, as
+    `a + b` passes g to both; a view, as transpose's rule gives; a read-only broadcast) is copied
+    first, so that every gradient is its own writeable array, as in PyTorch."""
     if type(g) is not Tensor:
         g = Tensor._wrap(g if type(g) is np.ndarray else np.asarray(g))
-    if id(g._array) in given and not g.requires_grad and _mode.tracer is None:
-        g = Tensor._wrap(g._array.copy())
+    array = g._array
+    if (
+        (id(array) in given or array.base is not None or not array.flags.writeable)
+        and not g.requires_grad
+        and _mode.tracer is None
+    ):
+        g = Tensor._wrap(array.copy())
     given.add(id(g._array))
     if wanted is None:
         with _adding:  # several threads may back-propagate into one shared leaf
-            if t.grad is not None and t.grad.shape != g.shape:
+            held = t.grad
+            if held is not None and held.shape != g.shape:
                 raise ShapeError(
                     f"backward: {_describe(t)} already holds a gradient of shape "
-                    f"{t.grad.shape}, which a new one of shape {g.shape} cannot add to "
+                    f"{held.shape}, which a new one of shape {g.shape} cannot add to "
                     "(was its data replaced?); set its .grad to None first"
                 )
-            t.grad = g if t.grad is None else _plus(t.grad, g)
+            if held is not None and held.dtype != g.dtype:
+                raise TypeError(
+                    f"backward: {_describe(t)} already holds a gradient of dtype {held.dtype}, "
+                    f"which a new one of dtype {g.dtype} cannot add to; set its .grad to None first"
+                )
+            t.grad = g if held is None else _plus(held, g)
     elif t in wanted:
         previous = wanted[t]
         wanted[t] = g if previous is None else _plus(previous, g)
@@ -1181,7 +1208,9 @@ def grad(
     wanted: dict[Tensor, Tensor | None] = {t: None for t in inputs}
     if retain_graph is None:
         retain_graph = create_graph
-    _backprop(output, _seed(output, gradient, "grad"), retain_graph, create_graph, wanted)
+    _backprop(
+        output, _seed(output, gradient, "grad", create_graph), retain_graph, create_graph, wanted
+    )
     return [
         Tensor._wrap(np.zeros(t.shape, t.dtype)) if wanted[t] is None else wanted[t] for t in inputs
     ]
