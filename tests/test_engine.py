@@ -553,3 +553,17 @@ def test_a_rule_written_with_tensor_only_methods_gets_a_clear_error():
     y = leaf(3)
     TensorOnly()(y).sum().backward(create_graph=True)
     assert np.allclose(y.grad.data, np.exp(y.data))
+
+
+def test_detect_anomaly_checks_what_a_rule_gives_not_what_it_masks():
+    """pow's rule takes log(0) where x is 0 and masks it with where: the gradient is finite, and
+    anomaly mode (which checks each rule's result, as PyTorch's does) agrees with the plain
+    walk."""
+    x, p = Tensor([0.0, 1.0], requires_grad=True), Tensor([2.0, 2.0], requires_grad=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        (x**p).sum().backward()
+        x2, p2 = Tensor([0.0, 1.0], requires_grad=True), Tensor([2.0, 2.0], requires_grad=True)
+        with detect_anomaly():
+            (x2**p2).sum().backward()
+    assert np.array_equal(x.grad.data, x2.grad.data) and np.array_equal(p.grad.data, p2.grad.data)
+    assert np.array_equal(x.grad.data, [0.0, 2.0]) and np.array_equal(p.grad.data, [0.0, 0.0])

@@ -119,10 +119,11 @@ def _describe(t: Tensor) -> str:
     return f"{t.name or 'tensor'} {t.shape}"
 
 
-def _check_finite(op: str, inputs: Sequence[Tensor], data: np.ndarray, what: str) -> None:
+def _check_finite(
+    op: str, inputs: Sequence[Tensor], data: np.ndarray, what: str, stage: str = "forward"
+) -> None:
     if data.dtype.kind == "f" and not np.isfinite(data).all():
         kind = "nan" if np.isnan(data).any() else "inf"
-        stage = "forward" if _mode.rule is None else f"backward (rule of {_mode.rule})"
         operands = ", ".join(_describe(t) for t in inputs)
         raise AnomalyError(
             f"{op} produced {kind} in the {stage} pass ({what}); operands: {operands}"
@@ -293,8 +294,8 @@ class Function:
         if mode.watched:
             if mode.tracer is not None:
                 mode.tracer.record(self, inputs, out)
-            if mode.anomaly:
-                _check_finite(self.op, inputs, data, "output")
+            if mode.anomaly and mode.rule is None:  # inside a rule only its result is checked,
+                _check_finite(self.op, inputs, data, "output")  # as PyTorch (`where` may mask)
         return out
 
     def record(
@@ -1120,7 +1121,13 @@ def _backprop(
                 if tg.shape != x.shape:
                     tg = unbroadcast(tg, x.shape, fn)
                 if mode.watched and mode.anomaly:
-                    _check_finite(fn.op, parents, tg._array, f"gradient for {_describe(t)}")
+                    _check_finite(
+                        fn.op,
+                        parents,
+                        tg._array,
+                        f"gradient for {_describe(t)}",
+                        f"backward (rule of {fn.op})",
+                    )
                 c = t._ctx
                 if c is None:
                     _deliver(t, tg, wanted, given)
