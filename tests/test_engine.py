@@ -567,3 +567,21 @@ def test_detect_anomaly_checks_what_a_rule_gives_not_what_it_masks():
             (x2**p2).sum().backward()
     assert np.array_equal(x.grad.data, x2.grad.data) and np.array_equal(p.grad.data, p2.grad.data)
     assert np.array_equal(x.grad.data, [0.0, 2.0]) and np.array_equal(p.grad.data, [0.0, 0.0])
+
+
+def test_the_engine_functions_refuse_what_is_not_a_tensor():
+    import tinygrad_fnn as tg
+
+    ints = np.arange(4).reshape(2, 2)
+    for call, name in (
+        (lambda: tg.matmul(ints, ints), "matmul"),
+        (lambda: tg.flip(np.arange(3), 0), "flip"),
+        (lambda: tg.softmax(np.ones(3)), "softmax"),
+        (lambda: tg.log_softmax([1.0, 2.0]), "log_softmax"),
+        (lambda: tg.logsumexp(2.0), "logsumexp"),
+    ):
+        with pytest.raises(TypeError, match=f"{name}: expects a Tensor, got"):
+            call()
+    w = tg.where([True, False], [1.0, 2.0], 0.0)  # lists are fine where NumPy takes them
+    assert isinstance(w, Tensor) and np.array_equal(w.data, [1.0, 0.0])
+    assert isinstance(tg.matmul(ints.astype(float), Tensor(np.eye(2))), Tensor)

@@ -1311,7 +1311,18 @@ def exp(x: Tensor) -> Tensor:
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """a @ b; on two plain matrices it is `np.dot`, as `MatMul.forward` computes it (faster than
     the `@` of NumPy arrays on small matrices and outer products)."""
-    return MatMul()(a, b) if _mode.arrays else a @ b
+    if _mode.arrays:
+        return MatMul()(a, b)
+    if not isinstance(a, Tensor) and not isinstance(b, Tensor):
+        _expect_tensor(a, "matmul")
+    return a @ b
+
+
+def _expect_tensor(x: Any, op: str) -> None:
+    """A clear error for a function of the engine given something other than a Tensor (outside
+    the walk on arrays, where arrays are what it gets)."""
+    if not _mode.arrays and not isinstance(x, Tensor):
+        raise TypeError(f"{op}: expects a Tensor, got {type(x).__name__}")
 
 
 def log(x: Tensor) -> Tensor:
@@ -1333,6 +1344,7 @@ def broadcast_to(x: Tensor, shape: Sequence[int]) -> Tensor:
 
 def flip(x: Tensor, axis: int) -> Tensor:
     """The elements along `axis` in reverse order."""
+    _expect_tensor(x, "flip")
     (a,) = _axes(axis, x.ndim, "flip")
     return x[(slice(None),) * a + (slice(None, None, -1),)]
 
@@ -1344,7 +1356,8 @@ def where(condition: Any, x: Any, y: Any) -> Tensor:
         return Where()(condition, x, y)
     like = next((t for t in (x, y) if isinstance(t, Tensor)), None)
     if like is None:
-        like = Tensor._wrap(np.asarray(x, dtype=np.result_type(x, y, np.float64)))
+        dtype = np.result_type(np.asarray(x), np.asarray(y), np.float64)
+        like = Tensor._wrap(np.asarray(x, dtype=dtype))
     if isinstance(condition, Tensor):
         c = condition if condition.dtype == np.bool_ else condition != 0
     else:
@@ -1354,6 +1367,7 @@ def where(condition: Any, x: Any, y: Any) -> Tensor:
 
 def logsumexp(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
     """log(Σ exp(x)), computed stably by shifting by the maximum (a constant: it cancels)."""
+    _expect_tensor(x, "logsumexp")
     axes = _axes(axis, x.ndim, "logsumexp")
     shift = _shift(x, axes)
     total = log(exp(x - shift).sum(axes, keepdims=True)) + shift
@@ -1364,6 +1378,7 @@ def logsumexp(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool
 
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / Σ exp(x) along `axis`, shifted by the maximum (a constant: it cancels)."""
+    _expect_tensor(x, "softmax")
     axes = _axes(axis, x.ndim, "softmax")
     e = exp(x - _shift(x, axes))
     return e / e.sum(axes, keepdims=True)
@@ -1371,6 +1386,7 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """x − logsumexp(x) along `axis`: the log-probabilities, without overflow."""
+    _expect_tensor(x, "log_softmax")
     return x - logsumexp(x, axis, keepdims=True)
 
 
