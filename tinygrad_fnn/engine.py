@@ -197,16 +197,16 @@ def _make_writeable(x: np.ndarray) -> None:
             _make_writeable(view)
 
 
-_unlocking: set[weakref.ref] = set()  # the references that unlock when a graph is dropped
+# the references to outputs whose death unlocks what their operation locked: held here, apart
+# from the graph, so that they outlive a graph freed as a whole by the garbage collector
+_unlocking: dict[int, tuple[weakref.ref, list[np.ndarray]]] = {}  # id(reference) -> it, locked
 
 
-def _dropped(locked: list[np.ndarray]) -> Callable[[weakref.ref], None]:
-    def unlock(ref: weakref.ref) -> None:
-        _unlocking.discard(ref)
-        if locked:
-            _unlock(locked)
-
-    return unlock
+def _dropped(ref: weakref.ref) -> None:
+    """An output died before backward ran through its operation: unlock what that locked."""
+    _, locked = _unlocking.pop(id(ref), (None, None))
+    if locked:
+        _unlock(locked)
 
 
 # ----- operations
@@ -317,8 +317,8 @@ class Function:
         if locked:  # the lock ends when backward has run through this operation, or when the
             # output is dropped unused (then this reference, held apart from the graph so that it
             # outlives a graph freed as a whole by the garbage collector, unlocks)
-            self.out = weakref.ref(out, _dropped(locked))
-            _unlocking.add(self.out)
+            self.out = weakref.ref(out, _dropped)
+            _unlocking[id(self.out)] = (self.out, locked)
         else:
             self.out = weakref.ref(out)
         out.requires_grad = True
@@ -1138,7 +1138,7 @@ def _backprop(
                 fn.freed = True
                 if fn.locked:
                     released.append(fn.locked)
-                    _unlocking.discard(fn.out)  # its output's death need not unlock anything
+                    del _unlocking[id(fn.out)]  # its output's death need not unlock anything
                     fn.out = None
     finally:
         mode.grad_enabled, mode.arrays = previous
