@@ -187,7 +187,7 @@ def _make_writeable(x: np.ndarray) -> None:
     try:
         x.setflags(write=True)
     except ValueError:  # its owner is still locked: made writeable when the owner is
-        owner = x.base
+        owner = x
         while isinstance(owner.base, np.ndarray):
             owner = owner.base
         _waiting.setdefault(id(owner), []).append(x)
