@@ -1154,16 +1154,16 @@ def _deliver(
     `.grad`, or its entry in `wanted`. An array that may share memory (one already handed out, as
     `a + b` passes g to both; a view, as transpose's rule gives; a read-only broadcast) is copied
     first, so that every gradient is its own writeable array, as in PyTorch."""
-    if type(g) is not Tensor:
-        g = Tensor._wrap(g if type(g) is np.ndarray else np.asarray(g))
-    array = g._array
+    array = g._array if type(g) is Tensor else np.asarray(g)
     if (
         (id(array) in given or array.base is not None or not array.flags.writeable)
-        and not g.requires_grad
+        and not (type(g) is Tensor and g.requires_grad)
         and _mode.tracer is None
     ):
-        g = Tensor._wrap(array.copy())
-    given.add(id(g._array))
+        array = array.copy()
+    if type(g) is not Tensor or g._array is not array:
+        g = Tensor._wrap(array)
+    given.add(id(array))
     if wanted is None:
         with _adding:  # several threads may back-propagate into one shared leaf
             held = t.grad
