@@ -594,7 +594,7 @@ class _FlatStore:
         self.gviews = [self._view(self.gflat, i) for i in range(len(self.params))]
         readonly = [v.view() for v in self.gviews]
         for v in readonly:
-            v.setflags(write=False)
+            v.setflags(False)
         self.grads = [Tensor._wrap(v) for v in readonly]
 
 
@@ -931,7 +931,7 @@ def _fast_path(
         *(f"        {p}.grad = {gr}" for p, gr in zip(delivered, gradients)),
         *(("        " + line for line in update) if compiled.lr is not None else ()),
         f"        __cost = __wrap({program.cost_var}{'' if program.cost_is_new else '.copy()'})",
-        "    __cost._array.setflags(write=False)",
+        "    __cost._array.setflags(False)",
         "    __cost.name = __NAME",
         "    return __cost",
     ]
@@ -1023,7 +1023,7 @@ _PROGRAM_NUMBERS = itertools.count(1)
 def _constant(data: np.ndarray) -> _Value:
     v = _Value("const", data)
     v.array = np.array(data, copy=True, order="K")
-    v.array.setflags(write=False)
+    v.array.setflags(False)
     return v
 
 
@@ -1729,7 +1729,7 @@ class Compiled:
 
 def _result(cost: np.ndarray, name: str | None) -> Tensor:
     out = Tensor._wrap(cost.copy())
-    out._array.setflags(write=False)
+    out._array.setflags(False)
     out.name = name
     return out
 

@@ -21,6 +21,7 @@ import contextlib
 import inspect
 import math
 import numbers
+import operator
 import threading
 import weakref
 from collections.abc import Callable, Iterator, Sequence
@@ -135,6 +136,7 @@ def _check_finite(
 # id(array) -> [the array, number of live operations that need it]; holding the array keeps its id
 # from being reused while the entry exists
 _locks: dict[int, list] = {}
+# (`setflags(False)` sets `write`, its first parameter; naming it costs a dict of keywords a call)
 _guard = threading.RLock()  # guards `_locks` (re-entrant: a graph freed while locking unlocks)
 _adding = threading.Lock()  # guards the accumulation of `.grad` across threads
 
@@ -143,27 +145,30 @@ def _lock(arrays: list[np.ndarray]) -> list[np.ndarray]:
     """Make `arrays` read-only until `_unlock`, and the arrays that own their memory if they are
     views (so that neither the view nor its owner can be edited); returns what to unlock, which
     also keeps those arrays (and so their ids) alive."""
-    locked = []
+    locked: list[np.ndarray] = []
+    if not arrays:
+        return locked
     with _guard:
         for a in arrays:
-            if a.base is None:
-                chain: tuple[np.ndarray, ...] = (a,)
-            else:
-                owner = a
-                while isinstance(owner.base, np.ndarray):
-                    owner = owner.base
-                chain = (owner, a) if owner is not a else (a,)
-            for x in chain:
+            for x in (a,) if a.base is None else _owner_and(a):
                 entry = _locks.get(id(x))
                 if entry is not None:
                     entry[1] += 1
                 elif x.flags.writeable:
-                    x.setflags(write=False)
+                    x.setflags(False)
                     _locks[id(x)] = [x, 1]
                 else:
                     continue  # read-only by nature (a broadcast view, a recorded result)
                 locked.append(x)
     return locked
+
+
+def _owner_and(view: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The array that owns a view's memory, and the view."""
+    owner = view
+    while isinstance(owner.base, np.ndarray):
+        owner = owner.base
+    return (owner, view) if owner is not view else (view,)
 
 
 def _unlock(*lists: list[np.ndarray]) -> None:
@@ -173,28 +178,40 @@ def _unlock(*lists: list[np.ndarray]) -> None:
         for locked in lists:
             for x in locked:
                 entry = _locks[id(x)]
-                entry[1] -= 1
-                if entry[1] == 0:
-                    del _locks[id(x)]
-                    _make_writeable(x)
+                if entry[1] > 1:
+                    entry[1] -= 1
+                    continue
+                del _locks[id(x)]
+                try:
+                    x.setflags(True)
+                except ValueError:  # its owner is still locked: made writeable when it is
+                    _wait_for_owner(x)
+                    continue
+                if _waiting:
+                    _release_waiting(x)
             locked.clear()
 
 
 _waiting: dict[int, list[np.ndarray]] = {}  # id(owner) -> its views waiting for it to unlock
 
 
-def _make_writeable(x: np.ndarray) -> None:
-    try:
-        x.setflags(write=True)
-    except ValueError:  # its owner is still locked: made writeable when the owner is
-        owner = x
-        while isinstance(owner.base, np.ndarray):
-            owner = owner.base
-        _waiting.setdefault(id(owner), []).append(x)
-        return
-    for view in _waiting.pop(id(x), ()):
-        if id(view) not in _locks:  # (a view locked again meanwhile waits for that lock)
-            _make_writeable(view)
+def _wait_for_owner(view: np.ndarray) -> None:
+    owner = _owner_and(view)[0]
+    _waiting.setdefault(id(owner), []).append(view)
+
+
+def _release_waiting(owner: np.ndarray) -> None:
+    """Make writeable the views that waited for `owner` to be unlocked."""
+    for view in _waiting.pop(id(owner), ()):
+        if id(view) in _locks:  # locked again meanwhile: it waits for that lock
+            continue
+        try:
+            view.setflags(True)
+        except ValueError:  # an owner between them is still locked
+            _wait_for_owner(view)
+            continue
+        if _waiting:
+            _release_waiting(view)
 
 
 # the references to outputs whose death unlocks what their operation locked: held here, apart
@@ -275,7 +292,7 @@ class Function:
                 inputs = tuple(_value(x) for x in inputs)
             return self.forward(*inputs)
         try:
-            arrays = [t._array for t in inputs]
+            arrays = list(map(_array_of, inputs))
         except AttributeError:
             given = ", ".join(type(t).__name__ for t in inputs)
             raise TypeError(f"{self.op}: expects Tensors, got {given}") from None
@@ -288,7 +305,7 @@ class Function:
             data = np.asarray(data)  # NumPy returns scalars for 0-d results
         out = Tensor._wrap(data)
         if mode.grad_enabled and self.differentiable:
-            needs_grad = tuple([t.requires_grad for t in inputs])
+            needs_grad = list(map(_requires_grad, inputs))
             if True in needs_grad:
                 self.record(inputs, arrays, needs_grad, out)
         if mode.watched:
@@ -302,7 +319,7 @@ class Function:
         self,
         inputs: tuple[Tensor, ...],
         arrays: list[np.ndarray],
-        needs_grad: tuple[bool, ...],
+        needs_grad: list[bool],
         out: Tensor,
     ) -> None:
         """Remember the inputs (and their arrays and the output's, which the rules read) for
@@ -312,8 +329,7 @@ class Function:
         self.z = out._array
         self.needs_grad = needs_grad
         self.freed = False
-        leaves = [t._array for t in inputs if t._ctx is None]
-        self.locked = locked = _lock(leaves) if leaves else leaves
+        self.locked = locked = _lock([t._array for t in inputs if t._ctx is None])
         if locked:  # the lock ends when backward has run through this operation, or when the
             # output is dropped unused (then this reference, held apart from the graph so that it
             # outlives a graph freed as a whole by the garbage collector, unlocks)
@@ -325,6 +341,8 @@ class Function:
         out._ctx = self
 
 
+_array_of = operator.attrgetter("_array")
+_requires_grad = operator.attrgetter("requires_grad")
 _rule_lines: dict[type, str] = {}
 
 
@@ -393,7 +411,7 @@ class Tensor:
         """The array, handed out: a recorded result's array becomes read-only first."""
         data = self._array
         if self._ctx is not None and data.flags.writeable:
-            data.setflags(write=False)
+            data.setflags(False)
         return data
 
     @data.setter
@@ -1071,7 +1089,8 @@ def _backprop(
         _deliver(root, seed, wanted, given)
         return
     mode = _mode
-    on_arrays = not create_graph and not mode.watched
+    watched = mode.watched  # anomaly mode or a tracer: each rule is reported to them
+    on_arrays = not create_graph and not watched
     grads: dict[Function, Any] = {root._ctx: seed._array if on_arrays else seed}
     previous = mode.grad_enabled, mode.arrays
     mode.grad_enabled = create_graph
@@ -1085,9 +1104,9 @@ def _backprop(
                     f"backward through {fn.op} a second time: its graph was released by the "
                     "first backward; pass retain_graph=True to that call to keep it"
                 )
-            if mode.watched or fn.retains or wanted:
+            if watched or fn.retains or wanted:
                 out = fn.out()
-                if mode.watched:
+                if watched:
                     if mode.tracer is not None:
                         mode.tracer.gradient(out, g)  # `compile` names the gradient after it
                     mode.rule = fn.op  # anomaly messages name the rule running
@@ -1114,13 +1133,14 @@ def _backprop(
                     f"and used what only a Tensor has ({e}); write rules with operators and the "
                     "engine's functions, which take either: exp(a), not a.exp()"
                 ) from e
-            mode.rule = None
+            if watched:
+                mode.rule = None
             for t, x, tg, need in zip(parents, inputs, input_grads, fn.needs_grad):
                 if not need or tg is None:  # None: this input has no derivative
                     continue
                 if tg.shape != x.shape:
                     tg = unbroadcast(tg, x.shape, fn)
-                if mode.watched and mode.anomaly:
+                if watched and mode.anomaly:
                     _check_finite(
                         fn.op,
                         parents,

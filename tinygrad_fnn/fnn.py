@@ -14,6 +14,7 @@ In general, for layer sizes [n_x, h1, …, n_y] (L weight matrices) and a hidden
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -96,15 +97,29 @@ def initialize_parameters(
 
 def activate(Z: Tensor, activation: str) -> Tensor:
     """A hidden layer's activation g(Z)."""
-    if activation == "relu":
-        return Z.relu()
-    if activation == "tanh":
-        return Z.tanh()
-    if activation == "sigmoid":
-        return Z.sigmoid()
-    if activation == "leaky_relu":
-        return Z.leaky_relu(manual.LEAKY_SLOPE)
-    raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    return _activation(activation)(Z)
+
+
+def _activation(activation: str) -> Callable[[Tensor], Tensor]:
+    g = _ACTIVATIONS.get(activation)
+    if g is None:
+        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+    return g
+
+
+_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
+    "relu": Tensor.relu,
+    "tanh": Tensor.tanh,
+    "sigmoid": Tensor.sigmoid,
+    "leaky_relu": lambda Z: Z.leaky_relu(manual.LEAKY_SLOPE),
+}
+
+
+@functools.lru_cache(maxsize=64)
+def _layers(names: tuple[str, ...]) -> int:
+    """`manual.number_of_layers` of parameters with these names, checked once per set of names
+    (a training loop asks at every step)."""
+    return manual.number_of_layers(dict.fromkeys(names))
 
 
 def _last_layer(cache: dict[str, Tensor]) -> int:
@@ -119,9 +134,8 @@ def forward_logits(
 ) -> dict[str, Tensor]:
     """Z1, A1, …, and the logits ZL: the forward pass up to, not including, the output's
     sigmoid or softmax."""
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    L = manual.number_of_layers(parameters)
+    _activation(activation)  # a name not known is an error even without a hidden layer
+    L = _layers(tuple(parameters))
     A = as_tensor(X, parameters["W1"].dtype)
     cache = {}
     for k in range(1, L + 1):
