@@ -684,6 +684,79 @@ def test_parameter_data_rebound_or_updated_in_place_is_read():
     assert step.traces == 1
 
 
+def test_captured_data_replaced_by_another_shape_or_dtype_retraces():
+    """A (1, 4) and a (2, 4) float64 array have the same strides; so has a float32 array that
+    skips every other element. The program baked in the size of the first (`mean` divides by
+    it), so replaying it would give a wrong number without an error (found in review: the key
+    held only the strides)."""
+    for old, new in [((2, 4), (1, 4)), ((1, 4), (2, 4)), ((3, 2), (5, 2))]:
+        check_replaced_constant(old, new)
+    x, w = Tensor(np.ones((2, 4))), Tensor(np.ones(4), requires_grad=True)
+    step = compile(lambda: (x * w).sum())
+    step()
+    x.data = np.ones((2, 8), np.float32)[:, ::2]  # float32, strides of a (2, 4) float64 array
+    assert x.data.strides == (32, 8)
+    with pytest.raises(TypeError, match="dtypes"):  # as the eager engine says
+        step()
+
+
+def check_replaced_constant(old: tuple[int, ...], new: tuple[int, ...]) -> None:
+    rng = np.random.default_rng(len(old) + old[0])
+    x = Tensor(rng.standard_normal(old))
+    w = Tensor(rng.standard_normal(3), requires_grad=True)
+
+    def cost():
+        return (x.mean() * w + x.sum() * w * w).sum()
+
+    step = compile(cost)
+    for _ in range(2):
+        w.grad = None
+        step()
+    x.data = rng.standard_normal(new)
+    assert x.data.strides == np.empty(old).strides  # the case that was missed
+    for _ in range(2):
+        w.grad = None
+        got = step()
+        w_grad = w.grad.data.copy()
+        w.grad = None
+        want = cost()
+        want.backward()
+        assert np.array_equal(got.data, want.data), (old, new)
+        assert np.array_equal(w_grad, w.grad.data), (old, new)
+    assert step.traces == 2
+
+
+def test_parameter_data_replaced_by_another_shape_or_dtype_retraces():
+    rng = np.random.default_rng(5)
+    x = Tensor(rng.standard_normal((2, 4)))
+    v = Tensor(np.ones((1, 4)), requires_grad=True)
+    step = compile(lambda: (x * v).mean(), lr=0.125)
+    for _ in range(2):
+        v.grad = None
+        step()
+    shapes = {(1, 4)}
+    for shape in [(2, 4), (4,), (1, 4)]:  # the last one's program is there already
+        shapes.add(shape)
+        start = rng.standard_normal(shape)
+        v.data = start.copy()
+        v.grad = None
+        got = step()  # with the update: v ← v − 0.125·∂cost/∂v
+        twin = Tensor(start.copy(), requires_grad=True)
+        want = (x * twin).mean()
+        want.backward()
+        assert np.array_equal(got.data, want.data), shape
+        assert np.array_equal(v.grad.data, twin.grad.data), shape
+        after = start - 0.125 * twin.grad.data
+        assert np.array_equal(v.data, after), shape
+        assert step.traces == len(shapes)
+        step.sgd(0.5)  # and the separate update follows the parameter's new storage
+        assert np.array_equal(v.data, after - 0.5 * twin.grad.data), shape
+    v.data = np.ones((1, 4), np.float32)
+    v.grad = None
+    with pytest.raises(TypeError, match="dtypes"):  # as the eager engine says
+        step()
+
+
 def test_grad_accumulation_is_part_of_the_signature():
     X, Y, params = tutorial()
     step = compile(lambda: fnn.cost_of(fnn.forward_logits(X, params), Y, "fused"))

@@ -14,9 +14,10 @@ backward walk.
 
 The signature (a new one traces again, as `jax.jit` does): the shapes, dtypes and strides of the
 Tensor and array arguments (dicts, lists and tuples of them are walked), the values of the other
-arguments, the identity of every Tensor the function captures (see below), which parameters have
-a `.grad` already (backward accumulates into it), and the grad mode. Under `detect_anomaly()`
-the step runs eagerly, so that an anomaly names its operation. A call like the last one does
+arguments, the identity of every Tensor the function captures (see below) and the shape, dtype
+and strides of its data (`.data = ...` may replace it), which parameters have a `.grad` already
+(backward accumulates into it), and the grad mode. Under `detect_anomaly()` the step runs
+eagerly, so that an anomaly names its operation. A call like the last one does
 not build the key: one generated function (`_FastPath`) holds a guard that reads the same things
 and compares each with what it was (half a microsecond), the program's lines, the handing over of
 the gradients and, with `compile(fn, lr=...)`, the update; anything else takes the general path.
@@ -266,14 +267,21 @@ def _walk_argument(x: Any, found: list, parts: list, depth: int = 0) -> None:
 _BUILTINS = set(dir(builtins))
 
 
+def _captured_key(x: Tensor) -> tuple:
+    """A captured Tensor's part of the key: its identity, the layout of its data (which
+    `.data = ...` may replace by an array of another shape or dtype) and, for a parameter,
+    whether it holds a `.grad`."""
+    a = x._array
+    return (id(x), a.shape, a.dtype, a.strides, x.requires_grad and x.grad is None)
+
+
 def _walk_captured(x: Any, found: list, parts: list) -> None:
-    """Key a captured value: a Tensor by identity, and by whether it has a `.grad` (a parameter)
-    or by its strides (the `.data` setter keeps shape and dtype); a dict, list, tuple or plain
-    object by the Tensors one level inside; anything else by identity."""
+    """Key a captured value: a Tensor by `_captured_key`; a dict, list, tuple or plain object by
+    the Tensors one level inside; anything else by identity."""
     kind = type(x)
     if kind is Tensor:
         found.append(x)
-        parts.append((id(x), x.grad is None) if x.requires_grad else (id(x), x._array.strides))
+        parts.append(_captured_key(x))
         return
     if kind is dict:
         values: Any = x.values()
@@ -288,7 +296,7 @@ def _walk_captured(x: Any, found: list, parts: list) -> None:
     for v in values:
         if type(v) is Tensor:
             found.append(v)
-            parts.append((id(v), v.grad is None) if v.requires_grad else (id(v), v._array.strides))
+            parts.append(_captured_key(v))
 
 
 # ----- lowering: one line of NumPy per operation
@@ -580,6 +588,11 @@ class _FlatStore:
     def adopt(self, i: int) -> None:
         """Copy parameter i's current values into the flat array and make its data a view."""
         p, view = self.params[i], self.views[i]
+        if p._array.shape != view.shape or p._array.dtype != view.dtype:  # (the key tells them)
+            raise RuntimeError(
+                f"compile: {_describe(p)} no longer fits the program traced for it "
+                f"({view.shape} {view.dtype}); this is a bug of `compile`"
+            )
         if not p._array.flags.writeable and id(p._array) in engine._locks:
             raise RuntimeError(
                 f"compile: cannot move {_describe(p)} into flat storage: a recorded graph still "
@@ -620,12 +633,22 @@ class _Program:
         self.fast_call: Callable[[tuple, dict], Tensor | None] | None = None
         self.fast_sgd: Callable[[float], bool] | None = None
 
-    def check_storage(self) -> None:
-        for store in self.stores:
-            params, views = store.params, store.views
-            for i in range(len(params)):
-                if params[i]._array is not views[i]:
-                    store.adopt(i)
+    def check_storage(self) -> bool:
+        """Copy the data of parameters whose `.data` was replaced into the flat storage; False,
+        copying nothing, if new data has another shape or dtype (the program is not theirs)."""
+        replaced = [
+            (store, i)
+            for store in self.stores
+            for i, (p, view) in enumerate(zip(store.params, store.views))
+            if p._array is not view
+        ]
+        for store, i in replaced:
+            data, view = store.params[i]._array, store.views[i]
+            if data.shape != view.shape or data.dtype != view.dtype:
+                return False
+        for store, i in replaced:
+            store.adopt(i)
+        return True
 
     def check_gradients(self) -> None:
         """Write into fresh gradient storage if a caller still holds the previous gradients."""
@@ -789,13 +812,18 @@ class _FastPath:
                 self.refuse(f"type({name}) is __Tensor")
 
     def tensor_flags(self, expr: str, t: Tensor) -> None:
-        """What the key reads of a captured Tensor besides its identity."""
+        """What the key reads of a captured Tensor besides its identity. A parameter's layout is
+        checked where its data is found replaced (`_Program.check_storage`): until then its
+        array is its view into the flat storage."""
         if t.requires_grad:
             has = "is None" if t.grad is not None else "is not None"
             self.refuse(f"not {expr}.requires_grad or {expr}.grad {has}")
         else:
-            strides = self.const(t._array.strides)
-            self.refuse(f"{expr}.requires_grad or {expr}._array.strides != {strides}")
+            a = self.local()
+            shape, strides, dtype = (self.const(v) for v in (t.shape, t._array.strides, t.dtype))
+            self.lines.append(f"{a} = {expr}._array")
+            self.refuse(f"{expr}.requires_grad or {a}.shape != {shape} or {a}.strides != {strides}")
+            self.refuse(f"{a}.dtype is not {dtype}")  # (equal but another object: general path)
 
 
 _WATCHED = isinstance(getattr(type(_mode), "watched", None), bool)
@@ -881,7 +909,10 @@ def _fast_path(
         for i, p in enumerate(store.params):
             ns[f"__P{s}_{i}"], ns[f"__V{s}_{i}"] = p, store.views[i]
             moved.append(f"__P{s}_{i}._array is not __V{s}_{i}")
-    storage = [f"if {' or '.join(moved)}:", "    __check_storage()"]
+
+    def storage(bail: str) -> list[str]:  # a replaced parameter of another layout: bail out
+        return [f"if ({' or '.join(moved)}) and not __check_storage():", f"    return {bail}"]
+
     grads = [f"__g{s} = __S{s}.grads" for s in range(len(stores))]
     held = [  # as `_held`, one line per gradient; a `.grad` the guard found None is not it
         f"__getrefcount(__g{s}[{i}]) > __UNHELD"
@@ -925,7 +956,7 @@ def _fast_path(
         *("            " + line for line in w.lines),
         "        except Exception:  # an emptied closure cell, an == that raises: the general path",
         "            return None",
-        *("        " + line for line in storage),
+        *("        " + line for line in storage("None")),
         *("        " + line for line in grads),
         f"        if {' or '.join(held)}:",
         "            __check_gradients()",
@@ -944,7 +975,7 @@ def _fast_path(
     sgd = [
         "def __sgd(lr):",
         "    with __lock:",
-        *("        " + line for line in storage),
+        *("        " + line for line in storage("False")),
         *("        " + line for line in grads),
         *([f"        if {' or '.join(same)}:", "            return False"] if same else []),
         "        if __locks:",
@@ -1580,13 +1611,7 @@ class Compiled:
                 x = cell.cell_contents
             except ValueError:  # a free variable not assigned yet
                 continue
-            if type(x) is Tensor:  # the common case, inline
-                found.append(x)
-                parts.append(
-                    (id(x), x.grad is None) if x.requires_grad else (id(x), x._array.strides)
-                )
-            else:
-                _walk_captured(x, found, parts)
+            _walk_captured(x, found, parts)
         g = self._globals
         for name in self._global_names:
             x = g.get(name)
@@ -1646,8 +1671,7 @@ class Compiled:
             if self._eager_params is None:
                 if program.fast_sgd is not None and program.fast_sgd(lr):
                     return
-                program.check_storage()
-                if program.sgd(lr):
+                if program.check_storage() and program.sgd(lr):
                     return
             params = self._eager_params or [p for st in program.stores for p in st.params]
             with engine.no_grad():  # as fnn.SGD: from whatever `.grad` holds now
