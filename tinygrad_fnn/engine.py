@@ -240,6 +240,7 @@ class Function:
 
     __slots__ = ("parents", "arrays", "z", "needs_grad", "out", "locked", "freed")
     op = "function"
+    masks = False  # may give a boolean result: a comparison, or a move that keeps a mask a mask
     retains = False  # set by `Tensor.retain_grad` on the output: it keeps its gradient
     vjps: tuple[Callable[..., Tensor], ...] = ()  # filled in from the `dx` methods, in order
     differentiable = False
@@ -301,8 +302,16 @@ class Function:
         except ValueError as e:
             shapes = " and ".join(_describe(t) for t in inputs)
             raise ShapeError(f"{self.op}: cannot apply to {shapes}: {e}") from None
+        except TypeError:  # NumPy refuses some arithmetic on booleans (-mask)
+            if not any(a.dtype == np.bool_ for a in arrays):
+                raise
+            return self(*_masks_as_numbers(inputs))
         if type(data) is not np.ndarray:
             data = np.asarray(data)  # NumPy returns scalars for 0-d results
+        if data.dtype.char not in _FLOATS and not self.masks:  # a mask met arithmetic
+            if not any(a.dtype == np.bool_ for a in arrays):
+                raise TypeError(f"{self.op}: gave {data.dtype} from {_describe(inputs[0])}")
+            return self(*_masks_as_numbers(inputs))
         out = Tensor._wrap(data)
         if mode.grad_enabled and self.differentiable:
             needs_grad = list(map(_requires_grad, inputs))
@@ -341,6 +350,14 @@ class Function:
         out._ctx = self
 
 
+def _masks_as_numbers(inputs: tuple[Tensor, ...]) -> list[Tensor]:
+    """Boolean inputs as 0.0 and 1.0 in float64 (the default dtype), as PyTorch computes
+    `exp(mask)` or `mask.sum()` in its default floating-point type (NumPy would give float16
+    or int64)."""
+    return [Cast(np.dtype(np.float64))(t) if t.dtype == np.bool_ else t for t in inputs]
+
+
+_FLOATS = "fd"  # the dtypes of Tensors (`dtype.char`): float32 and float64
 _array_of = operator.attrgetter("_array")
 _requires_grad = operator.attrgetter("requires_grad")
 _rule_lines: dict[type, str] = {}
@@ -373,8 +390,8 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data._array
         dtype = np.dtype(np.float64 if dtype is None else dtype)
-        if dtype.kind != "f":
-            raise TypeError(f"Tensor holds floating-point data; dtype {dtype} is not one")
+        if dtype.char not in _FLOATS:
+            raise TypeError(f"Tensor holds float64 or float32 data; dtype {dtype} is not one")
         given = np.asarray(data) if not isinstance(data, np.ndarray) else data
         if given.dtype.kind not in "biuf":
             raise TypeError(
@@ -427,8 +444,10 @@ class Tensor:
                 "call backward() on that graph first (or let it go)"
             )
         value = np.asarray(value)
-        if value.dtype.kind != "f":
-            raise TypeError(f"data of {_describe(self)} must be floating-point, not {value.dtype}")
+        if value.dtype.char not in _FLOATS:
+            raise TypeError(
+                f"data of {_describe(self)} must be float64 or float32, not {value.dtype}"
+            )
         self._array = value
 
     @property
@@ -546,6 +565,8 @@ class Tensor:
         return numpy_dispatch.array_function(func, args, kwargs)
 
     def __len__(self) -> int:
+        if self._array.ndim == 0:
+            raise TypeError(f"len() of a 0-d tensor ({_describe(self)})")
         return len(self._array)
 
     __hash__ = object.__hash__  # `==` builds a Tensor, so identity is the hash
@@ -797,6 +818,8 @@ class Tensor:
         """Variance, NumPy's way: ddof=0 by default (PyTorch's default is 1)."""
         axes = _axes(axis, self.ndim, "var")
         count = self.size if axes is None else int(np.prod([self.shape[a] for a in axes]))
+        if count == 0:
+            raise ShapeError(f"var: {_describe(self)} has no elements to take the variance of")
         if not isinstance(ddof, (int, np.integer)) or not 0 <= ddof < count:
             raise ValueError(
                 f"var: ddof must be a whole number from 0 to {count - 1}, got {ddof!r}"
@@ -904,6 +927,8 @@ class Tensor:
 
     def pad(self, pad_width: Any, constant_values: float = 0.0) -> Tensor:
         """Surrounded by a constant, as `np.pad(x, pad_width)` in its constant mode."""
+        if self.ndim == 0:
+            raise ShapeError(f"pad: {_describe(self)} has no axis to pad")
         try:
             widths = np.broadcast_to(np.asarray(pad_width), (self.ndim, 2))
         except ValueError:
@@ -1257,7 +1282,8 @@ def as_array(x: Any) -> np.ndarray:
 
 
 def _operand(x: Any, like: Tensor, op: str) -> Tensor:
-    """`x` as a Tensor beside `like`: numbers and arrays take `like`'s dtype."""
+    """`x` as a Tensor beside `like`: numbers and arrays take `like`'s dtype (beside a mask,
+    float64 unless they are booleans too)."""
     if isinstance(x, Tensor):
         a, b = x._array.dtype, like._array.dtype
         if a is not b and a != b and a.kind != "b" and b.kind != "b":
@@ -1269,7 +1295,10 @@ def _operand(x: Any, like: Tensor, op: str) -> Tensor:
             f"{op}: cannot combine {_describe(like)} with {type(x).__name__} "
             f"(NumPy reads it as {given.dtype})"
         )
-    t = Tensor._wrap(given.astype(like._array.dtype, copy=False))
+    dtype = like._array.dtype
+    if dtype.kind == "b" and given.dtype.kind != "b":
+        dtype = np.dtype(np.float64)
+    t = Tensor._wrap(given.astype(dtype, copy=False))
     if _mode.tracer is not None and isinstance(x, np.ndarray):
         _mode.tracer.made(t, x)  # `compile` reads an array argument afresh at every call
     return t
@@ -1388,6 +1417,8 @@ def where(condition: Any, x: Any, y: Any) -> Tensor:
 def logsumexp(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
     """log(Σ exp(x)), computed stably by shifting by the maximum (a constant: it cancels)."""
     _expect_tensor(x, "logsumexp")
+    if _scalar_axis(x, axis):
+        return logsumexp(x.reshape(1), 0, keepdims).reshape(())
     axes = _axes(axis, x.ndim, "logsumexp")
     shift = _shift(x, axes)
     total = log(exp(x - shift).sum(axes, keepdims=True)) + shift
@@ -1399,6 +1430,8 @@ def logsumexp(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool
 def softmax(x: Tensor, axis: int = -1) -> Tensor:
     """exp(x) / Σ exp(x) along `axis`, shifted by the maximum (a constant: it cancels)."""
     _expect_tensor(x, "softmax")
+    if _scalar_axis(x, axis):
+        return softmax(x.reshape(1), 0).reshape(())
     axes = _axes(axis, x.ndim, "softmax")
     e = exp(x - _shift(x, axes))
     return e / e.sum(axes, keepdims=True)
@@ -1410,8 +1443,23 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     return x - logsumexp(x, axis, keepdims=True)
 
 
+def _scalar_axis(x: Tensor, axis: Any) -> bool:
+    """Whether `axis` is the one axis PyTorch lets a 0-d tensor have in softmax and logsumexp (0
+    or -1): the scalar is then a single class."""
+    return (
+        x.ndim == 0
+        and isinstance(axis, (int, np.integer))
+        and not isinstance(axis, bool)
+        and axis in (0, -1)
+    )
+
+
 def _shift(x: Tensor, axes: tuple[int, ...] | None) -> Tensor:
-    """The maximum over `axes` (kept), as a constant; 0 where it is infinite."""
+    """The maximum over `axes` (kept), as a constant; 0 where it is infinite, or where there is
+    nothing to take the maximum of."""
+    if x.size == 0:
+        kept = [1 if axes is None or i in axes else n for i, n in enumerate(x.shape)]
+        return Tensor._wrap(np.zeros(kept, x.dtype))
     with no_grad():
         shift = Max(axes, True)(Detach()(x))
     return where(shift == -np.inf, 0.0, where(shift == np.inf, 0.0, shift))

@@ -40,6 +40,7 @@ from tinygrad_fnn.engine import (
 
 class Add(Function):
     op = "add"
+    masks = True  # two masks give a mask (or, and), as in PyTorch
 
     def forward(self, a, b):
         return a + b
@@ -66,6 +67,7 @@ class Sub(Function):
 
 class Mul(Function):
     op = "mul"
+    masks = True  # two masks give a mask (or, and), as in PyTorch
 
     def forward(self, a, b):
         return a * b
@@ -262,6 +264,7 @@ class Max(_Reduction):
 
 class Reshape(Function):
     op = "reshape"
+    masks = True
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = shape
@@ -275,6 +278,7 @@ class Reshape(Function):
 
 class Transpose(Function):
     op = "transpose"
+    masks = True
 
     def __init__(self, axes: tuple[int, ...] | None) -> None:
         self.axes = axes
@@ -291,6 +295,7 @@ class Transpose(Function):
 
 class BroadcastTo(Function):
     op = "broadcast_to"
+    masks = True
 
     def __init__(self, shape: tuple[int, ...]) -> None:
         self.shape = shape
@@ -307,6 +312,7 @@ class Detach(Function):
     that a compiled step replays it)."""
 
     op = "detach"
+    masks = True
 
     def forward(self, a):
         return a
@@ -316,8 +322,8 @@ class Cast(Function):
     op = "astype"
 
     def __init__(self, dtype: np.dtype) -> None:
-        if dtype.kind != "f":
-            raise TypeError(f"astype: dtype {dtype} is not a floating-point type")
+        if dtype.char not in "fd":
+            raise TypeError(f"astype: dtype {dtype} is not float64 or float32")
         self.dtype = dtype
 
     def forward(self, a):
@@ -444,6 +450,7 @@ class Maximum(Function):
     `torch.maximum`. (`np.maximum(0, Z)` with the number 0 is `relu`, whose slope at 0 is 0.)"""
 
     op = "maximum"
+    masks = True
 
     def forward(self, a, b):
         return np.maximum(a, b)
@@ -475,6 +482,7 @@ class Where(Function):
     """x where the boolean condition c holds, y elsewhere; the condition has no gradient."""
 
     op = "where"
+    masks = True
 
     def forward(self, c, x, y):
         return np.where(c, x, y)
@@ -532,6 +540,7 @@ class Eye(Function):
     operation so that a compiled step replays it rather than freezing an array."""
 
     op = "eye"
+    masks = True
 
     def __init__(self, k: int) -> None:
         self.k = k
@@ -563,6 +572,7 @@ class Getitem(Function):
     """a[index] with NumPy's indexing; the gradient is scattered back, repeated indices summed."""
 
     op = "getitem"
+    masks = True
 
     def __init__(self, index: tuple) -> None:
         self.index = index
@@ -601,6 +611,7 @@ class Concatenate(Function):
     """The inputs joined along an existing axis; each gets back its own slice of the gradient."""
 
     op = "concatenate"
+    masks = True
 
     def __init__(self, axis: int) -> None:
         self.axis = axis
@@ -621,6 +632,7 @@ class Pad(Function):
     """a surrounded by a constant (`np.pad`'s constant mode); the gradient is g's middle."""
 
     op = "pad"
+    masks = True
 
     def __init__(self, widths: tuple[tuple[int, int], ...], value: float) -> None:
         self.widths = widths
@@ -641,6 +653,7 @@ class Pad(Function):
 
 class Less(Function):
     op = "less"
+    masks = True
 
     def forward(self, a, b):
         return a < b
@@ -648,6 +661,7 @@ class Less(Function):
 
 class LessEqual(Function):
     op = "less_equal"
+    masks = True
 
     def forward(self, a, b):
         return a <= b
@@ -655,6 +669,7 @@ class LessEqual(Function):
 
 class Greater(Function):
     op = "greater"
+    masks = True
 
     def forward(self, a, b):
         return a > b
@@ -662,6 +677,7 @@ class Greater(Function):
 
 class GreaterEqual(Function):
     op = "greater_equal"
+    masks = True
 
     def forward(self, a, b):
         return a >= b
@@ -669,6 +685,7 @@ class GreaterEqual(Function):
 
 class Equal(Function):
     op = "equal"
+    masks = True
 
     def forward(self, a, b):
         return a == b
@@ -676,6 +693,7 @@ class Equal(Function):
 
 class NotEqual(Function):
     op = "not_equal"
+    masks = True
 
     def forward(self, a, b):
         return a != b
