@@ -429,6 +429,29 @@ def test_grad_does_not_touch_dot_grad():
     np.testing.assert_allclose(g.data, 2 * x.data)
 
 
+def test_grad_with_respect_to_an_intermediate_leaves_the_graph_below_it():
+    """As `torch.autograd.grad`: only the operations between the output and the wanted tensors
+    run (and are released); a later backward through the part below still works. Before, grad
+    ran every rule down to the leaves and released them all."""
+    for n in (1, 3, 6):
+        x = leaf(n)
+        h = (x * x).exp()  # below h: mul, exp
+        y = (h * 3.0 + h * h).sum()
+        (g,) = grad(y, h)
+        np.testing.assert_allclose(g.data, 3.0 + 2 * h.data, rtol=1e-15)
+        assert x.grad is None
+        h.sum().backward()  # through exp and mul, which grad did not release
+        np.testing.assert_allclose(x.grad.data, h.data * 2 * x.data, rtol=1e-15)
+        with pytest.raises(RuntimeError, match="a second time"):
+            y.backward()  # the part grad ran through was released, as in PyTorch
+    x = leaf(4)
+    h = x.exp()
+    y = (h * x).sum()  # both h and x wanted: the walk goes below h for x
+    gh, gx = grad(y, [h, x])
+    np.testing.assert_allclose(gh.data, x.data, rtol=1e-15)
+    np.testing.assert_allclose(gx.data, h.data + x.data * h.data, rtol=1e-15)
+
+
 # ----- gradcheck itself must be able to fail
 
 

@@ -1071,6 +1071,21 @@ def _topological_order(root: Function) -> list[Function]:
     return order
 
 
+def _made(fn: Function) -> Tensor | None:
+    """The output of `fn`, if it is alive and its graph not released."""
+    return None if fn.out is None else fn.out()
+
+
+def _leading_to(order: list[Function], wanted: dict[Tensor, Any]) -> set[Function]:
+    """The operations of `order` (each after those that feed it) with an input that is wanted
+    or made by such an operation: those a gradient flows through to a wanted tensor."""
+    on_path: set[Function] = set()
+    for fn in order:
+        if any(t in wanted or t._ctx in on_path for t in fn.parents):
+            on_path.add(fn)
+    return on_path
+
+
 def unbroadcast(g: Tensor, shape: tuple[int, ...], fn: Function) -> Tensor:
     """Sum `g` over the axes along which an operand of `shape` was broadcast by `fn`."""
     g_shape = g.shape
@@ -1122,7 +1137,12 @@ def _backprop(
     mode.arrays = on_arrays
     released: list[list[np.ndarray]] = []  # the locks of the operations backward has run through
     try:
-        for fn in reversed(_topological_order(root._ctx)):
+        order = _topological_order(root._ctx)
+        through = None  # every operation, or (for `grad`) those on a path to a wanted tensor
+        if wanted:
+            through = _leading_to(order, wanted)
+            order = [fn for fn in order if fn in through or _made(fn) in wanted]
+        for fn in reversed(order):
             g = grads.pop(fn)
             if fn.freed:
                 raise RuntimeError(
@@ -1137,6 +1157,8 @@ def _backprop(
                     mode.rule = fn.op  # anomaly messages name the rule running
                 if fn.retains or (wanted and out in wanted):
                     _deliver(out, g, wanted, given)
+                if through is not None and fn not in through:
+                    continue  # it made a wanted tensor, and no gradient wanted flows below it
             parents = fn.parents
             if on_arrays:
                 z, inputs = fn.z, fn.arrays
