@@ -228,3 +228,23 @@ def test_pad_len_and_var_refuse_what_has_no_axis_or_no_element():
             Tensor(np.zeros(shape)).var()
         with pytest.raises(ShapeError, match="no elements"):
             Tensor(np.zeros(shape)).std(axis=0)
+
+
+def test_a_function_of_ones_own_gives_floats_or_says_it_gives_masks():
+    class ArgMax(tg.Function):
+        op = "argmax"
+
+        def forward(self, a):
+            return np.argmax(a)
+
+    class Positive(tg.Function):
+        op = "positive"
+        masks = True
+
+        def forward(self, a):
+            return a > 0
+
+    with pytest.raises(TypeError, match="argmax: gave int64 data"):
+        ArgMax()(Tensor(np.ones(3)))
+    x = np.random.default_rng(3).standard_normal(5)
+    assert np.array_equal(Positive()(Tensor(x)).data, x > 0)

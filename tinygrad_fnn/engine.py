@@ -310,7 +310,10 @@ class Function:
             data = np.asarray(data)  # NumPy returns scalars for 0-d results
         if data.dtype.char not in _FLOATS and not self.masks:  # a mask met arithmetic
             if not any(a.dtype == np.bool_ for a in arrays):
-                raise TypeError(f"{self.op}: gave {data.dtype} from {_describe(inputs[0])}")
+                raise TypeError(
+                    f"{self.op}: gave {data.dtype} data, but a Tensor holds float64 or float32 "
+                    "(a Function whose result is boolean says so with `masks = True`)"
+                )
             return self(*_masks_as_numbers(inputs))
         out = Tensor._wrap(data)
         if mode.grad_enabled and self.differentiable:
