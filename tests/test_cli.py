@@ -110,13 +110,16 @@ def test_corrupt_and_mismatched_files_are_one_line_errors(tmp_path):
     np.savez(pickled, W1=np.array([object()], dtype=object))
     params = {k: p.data for k, p in fnn.initialize_parameters(3, 4).items()}
     mismatched = tmp_path / "mismatched.npz"
-    save_parameters(
-        mismatched, {**params, "W2": np.zeros((1, 5))}, np.zeros((3, 1)), np.ones((3, 1)), "xor"
-    )
+    arrays = {**params, "W2": np.zeros((1, 5)), "mean": np.zeros((3, 1)), "std": np.ones((3, 1))}
+    with open(mismatched, "wb") as f:
+        np.savez(f, **arrays, dataset=np.array("xor"))
+    with pytest.raises(ParameterFileError, match="not saved: W2 has shape"):
+        save_parameters(tmp_path / "refused.npz", arrays, arrays["mean"], arrays["std"], "xor")
+    assert not (tmp_path / "refused.npz").exists()
     for path, message in [
         (corrupt, "not an .npz archive"),
-        (pickled, "not a parameters file: missing b1, W2"),
-        (mismatched, "W2 has shape (1, 5), but W1 (4, 3) and 1 output unit(s) imply (1, 4)"),
+        (pickled, "not a parameters file: missing b1"),
+        (mismatched, "W2 has shape (1, 5), but W1 has shape (4, 3): W2 must have 4 columns"),
     ]:
         result = run_cli("predict", str(path))
         assert result.returncode == 2, result.stderr

@@ -139,7 +139,7 @@ P = "{d}/bc.npz"
 
 MISTAKES = [
     # --- predict: the parameters file
-    (["predict", "{d}/w2_two_rows.npz"], "b2 has shape (1, 1), but W1 (16, 30) and 2 output"),
+    (["predict", "{d}/w2_two_rows.npz"], "b2 has shape (1, 1), but W2 has shape (2, 16): b2"),
     (["predict", "{d}/w1_five_features.npz"], "takes 5 features (W1 has shape (16, 5)), but the"),
     (["predict", "{d}/w1_five_features.npz", "--csv", "{d}/rows.csv"], "--csv {d}/rows.csv has 30"),
     (["predict", "{d}/huge_W1.npz"], "W1 has shape (1000000, 1000000)), more than the"),
