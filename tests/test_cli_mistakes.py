@@ -199,6 +199,18 @@ MISTAKES = [
     (["demo", "--out", "{d}/bc.npz/sub"], "--out {d}/bc.npz/sub: {d}/bc.npz exists and is not a"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["bench"], "invalid choice: 'bench'"),
+    # --- the network, for every command that builds one (one parser, one check)
+    (["graph", "--layers", "2,0,1", "--out", "{d}/g"], "argument --layers: must be two or more"),
+    (["graph", "--layers", "2", "--out", "{d}/g"], "argument --layers: must be two or more"),
+    (["graph", "--layers", "3,4,1", "--out", "{d}/g"], "xor needs 2 inputs and 1 output(s), so"),
+    (["graph", "--data", "digits", "--layers", "64,8,1"], "must start with 64 and end with 10"),
+    (["graph", "--layers", "2,4,1", "--hidden", "3"], "give either --layers or --hidden, not both"),
+    (["graph", "--activation", "swish"], "argument --activation: invalid choice: 'swish'"),
+    (["graph", "--layers", "2,50000000,1", "--out", "{d}/g"], "hidden=50000000, m=4 would need"),
+    (["graph", "--layers", "2," + "1," * 100 + "1"], "at most 100 layers (101 sizes), got 101"),
+    ([*T, "--layers", "2," + "1," * 100 + "1"], "--layers: at most 100 layers (101 sizes), got"),
+    ([*T, "--layers", "2,8,2", "--save", "{d}/p.npz"], "must start with 2 and end with 1; got 2,8"),
+    (["compare", "--layers", "30,4,1", "--data", "digits"], "digits needs 64 inputs and 10 output"),
 ]
 
 
@@ -475,6 +487,7 @@ def test_the_sizes_known_without_loading_are_the_data_sets_sizes(name, m):
     else:
         X, _ = datasets.GENERATED[name](**({} if m is None else {"m": m}))
     assert cli._data_shape(name, m) == X.shape
+    assert cli._data_outputs(name) == datasets.load(name, m=m).n_y
 
 
 def test_a_fused_loss_that_overflows_stops_too(capsys):
