@@ -101,6 +101,7 @@ TRAINED = [
     ("breast_cancer", [30, 8, 4, 1], "sigmoid", "float64"),
     ("digits", [64, 16, 12, 10], "relu", "float32"),
     ("digits", [64, 20, 10], "tanh", "float64"),
+    ("spirals", [2, 7, 6, 5, 1], "leaky_relu", "float64"),
 ]
 
 
@@ -314,3 +315,27 @@ def test_predict_refuses_a_network_whose_outputs_do_not_fit_its_data_set(tmp_pat
         f"tinygrad-fnn: error: {path}: the network has 1 output unit(s), but the digits data "
         "needs 10; give the rows with --csv"
     ]
+
+
+def test_the_readme_deep_save_and_predict_commands_run(tmp_path, monkeypatch, capsys):
+    """The README's `deep.npz` lines, as written: the file holds the network the line asks for
+    and `predict` scores it on the whole data set."""
+    import shlex
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    lines = [line.split("#")[0] for line in readme.splitlines() if "deep.npz" in line]
+    commands = [shlex.split(line)[1:] for line in lines if line.startswith("tinygrad-fnn ")]
+    assert [c[0] for c in commands] == ["train", "predict"]
+    monkeypatch.chdir(tmp_path)
+    assert main(commands[0]) == 0
+    train_out = capsys.readouterr().out
+    with ParameterFile(tmp_path / "deep.npz") as pf:
+        asked = commands[0][commands[0].index("--layers") + 1]
+        assert ",".join(map(str, pf.layers)) == asked
+        assert pf.activation == commands[0][commands[0].index("--activation") + 1]
+    assert main(commands[1]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("digits: accuracy ") and out.endswith(" on all 1797 examples\n")
+    assert "layers=64,32,16,10, activation=tanh" in train_out
+    assert float(out.split("accuracy ")[1].split("%")[0]) >= 95.0  # trained: chance is 10%
