@@ -458,6 +458,38 @@ def test_the_memory_estimate_bounds_what_training_allocates(n_x, hidden, m, dtyp
     assert peak <= estimate <= 3 * peak + cli.BASE_BYTES
 
 
+@pytest.mark.parametrize(
+    "layers, m, dtype, activation",
+    [
+        ([2, 1500, 1500, 1], 64, np.float64, "tanh"),
+        ([2, 1500, 1500, 1], 64, np.float32, "relu"),
+        ([2, 600, 600, 600, 1], 128, np.float32, "sigmoid"),
+        ([64, 800, 800, 10], 300, np.float64, "leaky_relu"),
+        ([2] + [50] * 8 + [1], 320, np.float64, "tanh"),
+    ],
+)
+def test_the_memory_estimate_bounds_what_training_a_deeper_network_allocates(
+    layers, m, dtype, activation
+):
+    """Deeper networks: the weights between hidden layers can outweigh the intermediates."""
+    tracemalloc.start()
+    try:
+        ds = datasets.load("digits" if layers[0] == 64 else "moons", m=m, dtype=dtype)
+        X, Y = ds.X_train[:, :m], ds.Y_train[:, :m]
+        params = fnn.initialize_parameters(layers, seed=0, dtype=dtype, activation=activation)
+        fnn.train(X, Y, params, 3, 0.1, "fused", None, activation=activation)
+        fnn.train(X, Y, params, 2, 0.1, "fused", None, activation=activation, compiled=False)
+        fnn.predict_proba(X, params, activation)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    itemsize, hidden = np.dtype(dtype).itemsize, sum(layers[1:-1])
+    count = sum(p.size for p in params.values())
+    assert cli.parameter_count(layers) == count
+    estimate = cli.estimate_bytes(layers[0], hidden, X.shape[1], itemsize, count)
+    assert peak <= estimate <= 3 * peak + cli.BASE_BYTES
+
+
 def test_a_csv_over_the_size_ceiling_is_refused_unread(files, tmp_path, capsys):
     big = tmp_path / "big.csv"
     with open(big, "wb") as f:

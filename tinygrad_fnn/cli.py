@@ -239,23 +239,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def estimate_bytes(n_x: int, hidden: int, m: int, itemsize: int) -> int:
-    """A generous estimate of the memory a training step on (n_x, m) data with `hidden` units
-    needs: the data as generated and standardised (float64), the (hidden, m) intermediates and
-    their gradients, and the weights with theirs (measured: about twice the real peak)."""
+def estimate_bytes(
+    n_x: int, hidden: int, m: int, itemsize: int, parameters: int | None = None
+) -> int:
+    """A generous estimate of the memory a training step on (n_x, m) data needs, with `hidden`
+    units over all hidden layers and `parameters` weights and biases (default: the tutorial
+    network's, about hidden·(n_x + 2)): the data as generated and standardised (float64), the
+    (hidden, m) intermediates and their gradients, and the parameters as drawn (float64), with
+    their gradients and updates (measured: up to about twice the real peak)."""
+    if parameters is None:
+        parameters = hidden * (n_x + 2)
     return (
         BASE_BYTES
         + 8 * (4 * n_x * m + 8 * m)
-        + itemsize * (8 * hidden * m + 4 * hidden * (n_x + 2))
+        + itemsize * 8 * hidden * m
+        + (8 * itemsize + 8) * parameters
     )
 
 
-def _check_memory(n_x: int, hidden: int, m: int, itemsize: int) -> None:
-    need = estimate_bytes(n_x, hidden, m, itemsize)
+def parameter_count(layers: Sequence[int]) -> int:
+    """How many numbers W1, b1, …, WL, bL of a network with these layer sizes hold."""
+    return sum((n_in + 1) * n for n_in, n in zip(layers, layers[1:]))
+
+
+def _check_memory(layers: Sequence[int], m: int, itemsize: int) -> None:
+    hidden = sum(layers[1:-1])
+    need = estimate_bytes(layers[0], hidden, m, itemsize, parameter_count(layers))
     if need > MEMORY_CEILING:
         raise CliError(
-            f"n_x={n_x}, hidden={hidden}, m={m} would need about {need / 2**30:,.1f} GiB; "
-            f"this command stops at {MEMORY_CEILING / 2**30:g} GiB (make --hidden or --m smaller)"
+            f"n_x={layers[0]}, hidden={hidden}, m={m} would need about {need / 2**30:,.1f} GiB; "
+            f"this command stops at {MEMORY_CEILING / 2**30:g} GiB (make --hidden, --layers or "
+            "--m smaller)"
         )
 
 
@@ -335,11 +349,6 @@ def _layers(args: argparse.Namespace, hidden_default: int | None = None) -> list
     return args.layers
 
 
-def _hidden_units(layers: Sequence[int]) -> int:
-    """Every hidden layer's units together: what the memory estimate takes as `hidden`."""
-    return sum(layers[1:-1])
-
-
 def _sizes(layers: Sequence[int]) -> str:
     return ",".join(str(n) for n in layers)
 
@@ -357,7 +366,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     n_x, m = _data_shape(args.data, args.m)
     if args.plot and n_x == 2:
         m = max(m, BOUNDARY_POINTS)
-    _check_memory(n_x, _hidden_units(layers), m, np.dtype(args.dtype).itemsize)
+    _check_memory(layers, m, np.dtype(args.dtype).itemsize)
     if args.plot:
         _check_plot(args.plot)
     if args.save:
@@ -449,9 +458,7 @@ def _plot(path: Path, costs, ds: datasets.Dataset, params, activation: str = "re
 
 def cmd_compare(args: argparse.Namespace) -> int:
     layers = _layers(args)
-    _check_memory(
-        *_data_shape(args.data, args.m), _hidden_units(layers), np.dtype(args.dtype).itemsize
-    )
+    _check_memory(layers, _data_shape(args.data, args.m)[1], np.dtype(args.dtype).itemsize)
     ds = _dataset(args)
     m = min(args.batch, ds.X_train.shape[1])
     X, Y = ds.X_train[:, :m], ds.Y_train[:, :m]
@@ -462,7 +469,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
 
 
 def cmd_derive(args: argparse.Namespace) -> int:
-    _check_memory(2, 4, args.m, np.dtype(args.dtype).itemsize)
+    _check_memory([2, 4, 1], args.m, np.dtype(args.dtype).itemsize)
     print(fnn.derive(args.loss, args.m, args.dtype), end="")
     return 0
 
@@ -534,7 +541,7 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 f"{args.params}: the network has {pf.n_y} output unit(s), but the "
                 f"{pf.dataset} data needs {Y.shape[0]}; give the rows with --csv"
             )
-        _check_memory(pf.n_x, _hidden_units(pf.layers), X.shape[1], pf.dtype.itemsize)
+        _check_memory(pf.layers, X.shape[1], pf.dtype.itemsize)
         saved = pf.read()
     X = datasets.standardize(X, saved["mean"], saved["std"])
     probs = predict_saved(X, saved)
@@ -607,7 +614,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_graph(args: argparse.Namespace) -> int:
     layers = _layers(args, GRAPH_HIDDEN)
-    _check_memory(layers[0], _hidden_units(layers), args.m, 8)
+    _check_memory(layers, args.m, 8)
     _check_out(args.out)
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     unknown = sorted(set(formats) - {"svg", "png"})
