@@ -110,13 +110,16 @@ def test_corrupt_and_mismatched_files_are_one_line_errors(tmp_path):
     np.savez(pickled, W1=np.array([object()], dtype=object))
     params = {k: p.data for k, p in fnn.initialize_parameters(3, 4).items()}
     mismatched = tmp_path / "mismatched.npz"
-    save_parameters(
-        mismatched, {**params, "W2": np.zeros((1, 5))}, np.zeros((3, 1)), np.ones((3, 1)), "xor"
-    )
+    arrays = {**params, "W2": np.zeros((1, 5)), "mean": np.zeros((3, 1)), "std": np.ones((3, 1))}
+    with open(mismatched, "wb") as f:
+        np.savez(f, **arrays, dataset=np.array("xor"))
+    with pytest.raises(ParameterFileError, match="not saved: W2 has shape"):
+        save_parameters(tmp_path / "refused.npz", arrays, arrays["mean"], arrays["std"], "xor")
+    assert not (tmp_path / "refused.npz").exists()
     for path, message in [
         (corrupt, "not an .npz archive"),
-        (pickled, "not a parameters file: missing b1, W2"),
-        (mismatched, "W2 has shape (1, 5), but W1 (4, 3) and 1 output unit(s) imply (1, 4)"),
+        (pickled, "not a parameters file: missing b1"),
+        (mismatched, "W2 has shape (1, 5), but W1 has shape (4, 3): W2 must have 4 columns"),
     ]:
         result = run_cli("predict", str(path))
         assert result.returncode == 2, result.stderr
@@ -234,3 +237,62 @@ def test_the_readme_python_examples_run():
     for block in blocks:
         exec(compile(block, "README.md", "exec"), namespace)
     assert namespace["cost"].item() < 0.1  # the training loop trained
+
+
+def _graph(out, *args):
+    assert main(["graph", "--out", str(out), "--formats", "", *args]) == 0
+
+
+def test_graph_layers_of_one_hidden_layer_draw_the_tutorial_network(tmp_path, capsys):
+    """--layers n_x,h,1 is --hidden h: the same pictures, byte for byte."""
+    _graph(tmp_path / "default")
+    _graph(tmp_path / "hidden", "--hidden", "3")
+    _graph(tmp_path / "layers", "--layers", "2,3,1", "--activation", "relu")
+    for name in ("forward.dot", "forward_grad.dot", "backward.dot", "backprop.html"):
+        default = (tmp_path / "default" / name).read_bytes()
+        assert (tmp_path / "hidden" / name).read_bytes() == default
+        assert (tmp_path / "layers" / name).read_bytes() == default
+    assert b"n_x=2, hidden=3, m=4, loss=fused" in default
+
+
+@pytest.mark.parametrize(
+    "data, layers, activation, loss",
+    [
+        ("moons", [2, 4, 3, 1], "tanh", "fused"),
+        ("xor", [2, 5, 1], "leaky_relu", "composed"),
+        ("digits", [64, 6, 5, 10], "sigmoid", "fused"),
+        ("circles", [2, 3, 3, 3, 1], "relu", "composed"),
+    ],
+)
+def test_graph_draws_a_deeper_network_held_against_the_formulas(
+    data, layers, activation, loss, tmp_path, capsys
+):
+    from tinygrad_fnn.compare import compare_gradients, gradient_names
+
+    sizes = ",".join(map(str, layers))
+    args = ["--data", data, "--layers", sizes, "--activation", activation, "--loss", loss]
+    _graph(tmp_path, *args, "--seed", "2", "--m", "5")
+    forward = (tmp_path / "forward.dot").read_text()
+    backward = (tmp_path / "backward.dot").read_text()
+    title = f"layers={sizes}, activation={activation}, m=5, loss={loss}"
+    assert f"Forward pass ({title})" in forward and f"in order ({title})" in backward
+    L = len(layers) - 1
+    for k in range(1, L + 1):
+        assert f'label="Z{k}\\n({layers[k]}, 5) float64"' in forward
+        assert f'label="W{k}\\n({layers[k]}, {layers[k - 1]}) float64"' in forward
+    for k in range(1, L):
+        assert f'label="A{k}\\n({layers[k]}, 5) float64"' in forward
+    # Every gradient the hand-derived backpropagation has, with the verdict of comparing
+    # the same network on the same batch.
+    ds = datasets.load(data, m=5, test_fraction=0.0, seed=2)
+    params = fnn.initialize_parameters(layers, seed=2, activation=activation)
+    X, Y = ds.X_train[:, :5], ds.Y_train[:, :5]
+    comparison = compare_gradients(X, Y, params, loss, activation)
+    verdicts = [
+        "bit-identical" if d.identical else f"{d.max_ulp} ULP, rel {d.relative:.2g}"
+        for d in comparison.differences.values()
+    ]
+    drawn = [line.split("vs formula: ")[1].split('"')[0] for line in backward.splitlines()[1:]
+             if "vs formula: " in line]  # fmt: skip
+    assert len(comparison.differences) == len(gradient_names(L)) == len(drawn)
+    assert sorted(drawn) == sorted(verdicts)

@@ -139,7 +139,7 @@ P = "{d}/bc.npz"
 
 MISTAKES = [
     # --- predict: the parameters file
-    (["predict", "{d}/w2_two_rows.npz"], "b2 has shape (1, 1), but W1 (16, 30) and 2 output"),
+    (["predict", "{d}/w2_two_rows.npz"], "b2 has shape (1, 1), but W2 has shape (2, 16): b2"),
     (["predict", "{d}/w1_five_features.npz"], "takes 5 features (W1 has shape (16, 5)), but the"),
     (["predict", "{d}/w1_five_features.npz", "--csv", "{d}/rows.csv"], "--csv {d}/rows.csv has 30"),
     (["predict", "{d}/huge_W1.npz"], "W1 has shape (1000000, 1000000)), more than the"),
@@ -199,6 +199,18 @@ MISTAKES = [
     (["demo", "--out", "{d}/bc.npz/sub"], "--out {d}/bc.npz/sub: {d}/bc.npz exists and is not a"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["bench"], "invalid choice: 'bench'"),
+    # --- the network, for every command that builds one (one parser, one check)
+    (["graph", "--layers", "2,0,1", "--out", "{d}/g"], "argument --layers: must be two or more"),
+    (["graph", "--layers", "2", "--out", "{d}/g"], "argument --layers: must be two or more"),
+    (["graph", "--layers", "3,4,1", "--out", "{d}/g"], "xor needs 2 inputs and 1 output(s), so"),
+    (["graph", "--data", "digits", "--layers", "64,8,1"], "must start with 64 and end with 10"),
+    (["graph", "--layers", "2,4,1", "--hidden", "3"], "give either --layers or --hidden, not both"),
+    (["graph", "--activation", "swish"], "argument --activation: invalid choice: 'swish'"),
+    (["graph", "--layers", "2,50000000,1", "--out", "{d}/g"], "hidden=50000000, m=4 would need"),
+    (["graph", "--layers", "2," + "1," * 100 + "1"], "at most 100 layers (101 sizes), got 101"),
+    ([*T, "--layers", "2," + "1," * 100 + "1"], "--layers: at most 100 layers (101 sizes), got"),
+    ([*T, "--layers", "2,8,2", "--save", "{d}/p.npz"], "must start with 2 and end with 1; got 2,8"),
+    (["compare", "--layers", "30,4,1", "--data", "digits"], "digits needs 64 inputs and 10 output"),
 ]
 
 
@@ -446,6 +458,38 @@ def test_the_memory_estimate_bounds_what_training_allocates(n_x, hidden, m, dtyp
     assert peak <= estimate <= 3 * peak + cli.BASE_BYTES
 
 
+@pytest.mark.parametrize(
+    "layers, m, dtype, activation",
+    [
+        ([2, 1500, 1500, 1], 64, np.float64, "tanh"),
+        ([2, 1500, 1500, 1], 64, np.float32, "relu"),
+        ([2, 600, 600, 600, 1], 128, np.float32, "sigmoid"),
+        ([64, 800, 800, 10], 300, np.float64, "leaky_relu"),
+        ([2] + [50] * 8 + [1], 320, np.float64, "tanh"),
+    ],
+)
+def test_the_memory_estimate_bounds_what_training_a_deeper_network_allocates(
+    layers, m, dtype, activation
+):
+    """Deeper networks: the weights between hidden layers can outweigh the intermediates."""
+    tracemalloc.start()
+    try:
+        ds = datasets.load("digits" if layers[0] == 64 else "moons", m=m, dtype=dtype)
+        X, Y = ds.X_train[:, :m], ds.Y_train[:, :m]
+        params = fnn.initialize_parameters(layers, seed=0, dtype=dtype, activation=activation)
+        fnn.train(X, Y, params, 3, 0.1, "fused", None, activation=activation)
+        fnn.train(X, Y, params, 2, 0.1, "fused", None, activation=activation, compiled=False)
+        fnn.predict_proba(X, params, activation)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    itemsize, hidden = np.dtype(dtype).itemsize, sum(layers[1:-1])
+    count = sum(p.size for p in params.values())
+    assert cli.parameter_count(layers) == count
+    estimate = cli.estimate_bytes(layers[0], hidden, X.shape[1], itemsize, count)
+    assert peak <= estimate <= 3 * peak + cli.BASE_BYTES
+
+
 def test_a_csv_over_the_size_ceiling_is_refused_unread(files, tmp_path, capsys):
     big = tmp_path / "big.csv"
     with open(big, "wb") as f:
@@ -475,6 +519,7 @@ def test_the_sizes_known_without_loading_are_the_data_sets_sizes(name, m):
     else:
         X, _ = datasets.GENERATED[name](**({} if m is None else {"m": m}))
     assert cli._data_shape(name, m) == X.shape
+    assert cli._data_outputs(name) == datasets.load(name, m=m).n_y
 
 
 def test_a_fused_loss_that_overflows_stops_too(capsys):

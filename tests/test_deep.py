@@ -481,7 +481,7 @@ def test_cli_compare_on_the_digits_uses_softmax(capsys):
         (["compare", "--layers", "30,x,1"], "positive whole numbers separated by commas"),
         (["train", "--layers", "30,8,1", "--hidden", "8"], "either --layers or --hidden"),
         (["train", "--activation", "swish"], "invalid choice: 'swish'"),
-        (["train", "--layers", "30,8,8,1", "--save", "p.npz"], "one relu hidden layer only"),
+        (["train", "--layers", "30," + "2," * 100 + "1", "--save", "p.npz"], "at most 100 layers"),
     ],
 )
 def test_cli_network_mistakes_are_one_line_errors(args, message, capsys, tmp_path, monkeypatch):

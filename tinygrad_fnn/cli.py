@@ -21,10 +21,13 @@ import numpy as np
 from tinygrad_fnn import __version__, datasets, fnn
 from tinygrad_fnn.compare import compare_gradients
 from tinygrad_fnn.persist import (
+    MAX_LAYERS,
     MEMORY_CEILING,
     ParameterFile,
     ParameterFileError,
     check_target,
+    count_layers,
+    parameter_names,
     save_parameters,
 )
 
@@ -39,12 +42,14 @@ DEFAULTS = {
 }
 BREAST_CANCER_SHAPE = (30, 569)  # features, examples: known without reading the file
 DIGITS_SHAPE = (64, 1797)
+DIGITS_CLASSES = 10
 GENERATED_FEATURES = 2
 GENERATED_M = 400  # the generated sets' default size
 MAX_EPOCHS = 1_000_000  # the cost of every epoch is kept (for --plot)
 MAX_CSV_BYTES = 64 * 2**20
 BASE_BYTES = 4 * 2**20  # reading the shipped data and the like, whatever the sizes
 BOUNDARY_POINTS = 250 * 250  # the grid on which --plot draws a 2-D decision boundary
+GRAPH_HIDDEN = 3  # `graph`'s hidden units: a small network keeps the pictures readable
 
 
 class CliError(Exception):
@@ -102,6 +107,10 @@ def _layer_list(text: str) -> list[int]:
     if len(sizes) < 2 or min(sizes) < 1:
         raise argparse.ArgumentTypeError(
             f"must be two or more positive whole numbers separated by commas, got {text}"
+        )
+    if len(sizes) > MAX_LAYERS + 1:  # what a parameters file can hold
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_LAYERS} layers ({MAX_LAYERS + 1} sizes), got {len(sizes) - 1}"
         )
     return sizes
 
@@ -211,7 +220,10 @@ def build_parser() -> argparse.ArgumentParser:
     graph = sub.add_parser("graph", help="draw the forward and backward graphs of the network")
     graph.add_argument("--out", type=Path, default=Path("graphs"), help="folder for the pictures")
     graph.add_argument("--data", choices=datasets.NAMES, default="xor")
-    graph.add_argument("--hidden", type=_positive_int, default=3)
+    graph.add_argument(
+        "--hidden", type=_positive_int, help=f"hidden units (default {GRAPH_HIDDEN})"
+    )
+    _add_network_options(graph)
     graph.add_argument("--m", type=_positive_int, default=4, help="examples in the batch")
     graph.add_argument("--loss", choices=fnn.LOSSES, default="fused")
     _add_seed(graph, "seed for data and weights")
@@ -227,23 +239,37 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def estimate_bytes(n_x: int, hidden: int, m: int, itemsize: int) -> int:
-    """A generous estimate of the memory a training step on (n_x, m) data with `hidden` units
-    needs: the data as generated and standardised (float64), the (hidden, m) intermediates and
-    their gradients, and the weights with theirs (measured: about twice the real peak)."""
+def estimate_bytes(
+    n_x: int, hidden: int, m: int, itemsize: int, parameters: int | None = None
+) -> int:
+    """A generous estimate of the memory a training step on (n_x, m) data needs, with `hidden`
+    units over all hidden layers and `parameters` weights and biases (default: the tutorial
+    network's, about hidden·(n_x + 2)): the data as generated and standardised (float64), the
+    (hidden, m) intermediates and their gradients, and the parameters as drawn (float64), with
+    their gradients and updates (measured: up to about twice the real peak)."""
+    if parameters is None:
+        parameters = hidden * (n_x + 2)
     return (
         BASE_BYTES
         + 8 * (4 * n_x * m + 8 * m)
-        + itemsize * (8 * hidden * m + 4 * hidden * (n_x + 2))
+        + itemsize * 8 * hidden * m
+        + (8 * itemsize + 8) * parameters
     )
 
 
-def _check_memory(n_x: int, hidden: int, m: int, itemsize: int) -> None:
-    need = estimate_bytes(n_x, hidden, m, itemsize)
+def parameter_count(layers: Sequence[int]) -> int:
+    """How many numbers W1, b1, …, WL, bL of a network with these layer sizes hold."""
+    return sum((n_in + 1) * n for n_in, n in zip(layers, layers[1:]))
+
+
+def _check_memory(layers: Sequence[int], m: int, itemsize: int) -> None:
+    hidden = sum(layers[1:-1])
+    need = estimate_bytes(layers[0], hidden, m, itemsize, parameter_count(layers))
     if need > MEMORY_CEILING:
         raise CliError(
-            f"n_x={n_x}, hidden={hidden}, m={m} would need about {need / 2**30:,.1f} GiB; "
-            f"this command stops at {MEMORY_CEILING / 2**30:g} GiB (make --hidden or --m smaller)"
+            f"n_x={layers[0]}, hidden={hidden}, m={m} would need about {need / 2**30:,.1f} GiB; "
+            f"this command stops at {MEMORY_CEILING / 2**30:g} GiB (make --hidden, --layers or "
+            "--m smaller)"
         )
 
 
@@ -254,6 +280,11 @@ def _data_shape(name: str, m: int | None) -> tuple[int, int]:
     if name == "digits":
         return DIGITS_SHAPE
     return GENERATED_FEATURES, GENERATED_M if m is None else m
+
+
+def _data_outputs(name: str) -> int:
+    """n_y of a data set, known without building it: 1 for two classes, else the classes."""
+    return DIGITS_CLASSES if name == "digits" else 1
 
 
 def _plot_formats() -> set[str]:
@@ -301,17 +332,19 @@ def _progress(epochs: int):
     return show
 
 
-def _layers(args: argparse.Namespace, ds: datasets.Dataset) -> list[int]:
-    """The network's layer sizes: --layers as given (checked against the data), or
-    [n_x, --hidden or the data set's default, n_y]."""
+def _layers(args: argparse.Namespace, hidden_default: int | None = None) -> list[int]:
+    """The network's layer sizes, known before the data is built: --layers as given (checked
+    against the data set), or [n_x, --hidden or `hidden_default` (else the data set's
+    default), n_y]."""
+    n_x, n_y = _data_shape(args.data, None)[0], _data_outputs(args.data)
     if args.layers is None:
-        return [ds.n_x, args.hidden or DEFAULTS[args.data][0], ds.n_y]
+        return [n_x, args.hidden or hidden_default or DEFAULTS[args.data][0], n_y]
     if args.hidden is not None:
         raise CliError("give either --layers or --hidden, not both")
-    if args.layers[0] != ds.n_x or args.layers[-1] != ds.n_y:
+    if args.layers[0] != n_x or args.layers[-1] != n_y:
         raise CliError(
-            f"--layers: {args.data} needs {ds.n_x} inputs and {ds.n_y} output(s), so the sizes "
-            f"must start with {ds.n_x} and end with {ds.n_y}; got {_sizes(args.layers)}"
+            f"--layers: {args.data} needs {n_x} inputs and {n_y} output(s), so the sizes "
+            f"must start with {n_x} and end with {n_y}; got {_sizes(args.layers)}"
         )
     return args.layers
 
@@ -320,34 +353,26 @@ def _sizes(layers: Sequence[int]) -> str:
     return ",".join(str(n) for n in layers)
 
 
-def _network(args: argparse.Namespace, ds: datasets.Dataset):
-    layers = _layers(args, ds)
-    params = fnn.initialize_parameters(
+def _network(args: argparse.Namespace, layers: list[int]):
+    return fnn.initialize_parameters(
         layers, seed=args.seed, dtype=args.dtype, activation=args.activation
     )
-    return layers, params
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    hidden, epochs, lr = DEFAULTS[args.data]
-    hidden, epochs, lr = args.hidden or hidden, args.epochs or epochs, args.lr or lr
-    if args.layers:
-        hidden = sum(args.layers[1:-1])  # every hidden layer's intermediates, generously
+    _, epochs, lr = DEFAULTS[args.data]
+    epochs, lr = args.epochs or epochs, args.lr or lr
+    layers = _layers(args)
     n_x, m = _data_shape(args.data, args.m)
     if args.plot and n_x == 2:
         m = max(m, BOUNDARY_POINTS)
-    _check_memory(n_x, hidden, m, np.dtype(args.dtype).itemsize)
+    _check_memory(layers, m, np.dtype(args.dtype).itemsize)
     if args.plot:
         _check_plot(args.plot)
     if args.save:
         check_target(args.save)
     ds = _dataset(args)
-    layers, params = _network(args, ds)
-    if args.save and (len(layers) != 3 or args.activation != "relu"):
-        raise CliError(
-            "--save: parameter files hold networks with one relu hidden layer only; "
-            f"this one has layers {_sizes(layers)} and activation {args.activation}"
-        )
+    params = _network(args, layers)
     network = (
         f"hidden={layers[1]}"
         if len(layers) == 3 and args.activation == "relu"
@@ -385,7 +410,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(format_confusion(fnn.confusion_matrix(ds.labels_test, predicted, ds.n_y)))
     if args.save:
         arrays = {k: p.data for k, p in params.items()}  # the values, not the Tensors
-        save_parameters(args.save, arrays, ds.mean, ds.std, args.data)
+        save_parameters(args.save, arrays, ds.mean, ds.std, args.data, args.activation)
         print(f"parameters written to {args.save}")
     if args.plot:
         _plot(args.plot, costs, ds, params, args.activation)
@@ -432,21 +457,19 @@ def _plot(path: Path, costs, ds: datasets.Dataset, params, activation: str = "re
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
-    hidden = args.hidden or DEFAULTS[args.data][0]
-    if args.layers:
-        hidden = sum(args.layers[1:-1])
-    _check_memory(*_data_shape(args.data, args.m), hidden, np.dtype(args.dtype).itemsize)
+    layers = _layers(args)
+    _check_memory(layers, _data_shape(args.data, args.m)[1], np.dtype(args.dtype).itemsize)
     ds = _dataset(args)
     m = min(args.batch, ds.X_train.shape[1])
     X, Y = ds.X_train[:, :m], ds.Y_train[:, :m]
-    _, params = _network(args, ds)
+    params = _network(args, layers)
     losses = fnn.LOSSES if args.loss == "both" else (args.loss,)
     _print_comparisons(X, Y, params, losses, args.activation)
     return 0
 
 
 def cmd_derive(args: argparse.Namespace) -> int:
-    _check_memory(2, 4, args.m, np.dtype(args.dtype).itemsize)
+    _check_memory([2, 4, 1], args.m, np.dtype(args.dtype).itemsize)
     print(fnn.derive(args.loss, args.m, args.dtype), end="")
     return 0
 
@@ -513,12 +536,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
                 f"{args.params}: the network takes {pf.n_x} features (W1 has shape "
                 f"{(pf.hidden, pf.n_x)}), but {source} has {X.shape[0]}"
             )
-        _check_memory(pf.n_x, pf.hidden, X.shape[1], pf.dtype.itemsize)
+        if Y is not None and Y.shape[0] != pf.n_y:
+            raise CliError(
+                f"{args.params}: the network has {pf.n_y} output unit(s), but the "
+                f"{pf.dataset} data needs {Y.shape[0]}; give the rows with --csv"
+            )
+        _check_memory(pf.layers, X.shape[1], pf.dtype.itemsize)
         saved = pf.read()
-    dtype = saved["W1"].dtype
-    X = datasets.standardize(X, saved["mean"], saved["std"]).astype(dtype)
-    params = {k: fnn.as_tensor(saved[k], dtype, k) for k in ("W1", "b1", "W2", "b2")}
-    probs = fnn.predict_proba(X, params)
+    X = datasets.standardize(X, saved["mean"], saved["std"])
+    probs = predict_saved(X, saved)
     if probs.shape[0] > 1:  # softmax output: the most probable class and its probability
         predicted, confidence = np.argmax(probs, axis=0), np.max(probs, axis=0)
     else:
@@ -531,6 +557,15 @@ def cmd_predict(args: argparse.Namespace) -> int:
         acc = float(np.mean(predicted == datasets.labels_of(Y)))
         print(f"{saved['dataset']}: accuracy {acc:.1%} on all {Y.shape[1]} examples")
     return 0
+
+
+def predict_saved(X: np.ndarray, saved: dict) -> np.ndarray:
+    """The output probabilities (one row per output unit) of a network read by
+    `load_parameters`, on standardised X: `fnn`'s forward pass with the saved layers and
+    activation, in the saved dtype."""
+    dtype = saved["W1"].dtype
+    params = {k: fnn.as_tensor(saved[k], dtype, k) for k in parameter_names(count_layers(saved))}
+    return fnn.predict_proba(X.astype(dtype), params, saved["activation"])
 
 
 def _raw_data(name: str, seed: int):
@@ -578,8 +613,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
-    n_x = _data_shape(args.data, None)[0]
-    _check_memory(n_x, args.hidden, args.m, 8)
+    layers = _layers(args, GRAPH_HIDDEN)
+    _check_memory(layers, args.m, 8)
     _check_out(args.out)
     formats = tuple(f.strip() for f in args.formats.split(",") if f.strip())
     unknown = sorted(set(formats) - {"svg", "png"})
@@ -589,7 +624,15 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
     _draw(
         lambda: tutorial_graphs(
-            args.out, args.data, args.hidden, args.m, args.loss, args.seed, formats, args.rankdir
+            args.out,
+            args.data,
+            layers[1:-1],
+            args.m,
+            args.loss,
+            args.seed,
+            formats,
+            args.rankdir,
+            args.activation,
         )
     )
     return 0

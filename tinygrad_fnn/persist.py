@@ -1,18 +1,25 @@
 """Saving and loading trained parameters as `.npz`: written atomically, read without pickle.
 
-Reading never trusts the file: each member's `.npy` header is parsed and checked (dtype, shape,
-size, agreement with the other members) before a single byte of its data is allocated, and
-only the members the network needs are opened.
+A file holds any network `fnn.initialize_parameters` makes: W1, b1, …, WL, bL, the hidden
+layers' activation, the standardisation statistics `mean` and `std`, and the data set's name.
+Files written before the activation was stored (W1, b1, W2, b2 only) load as relu networks.
+
+Reading never trusts the file: the member names must describe W1, b1, …, WL, bL without a gap
+and with at most MAX_LAYERS layers, then each member's `.npy` header is parsed and checked
+(dtype, shape, size, agreement with the other members) before a single byte of its data is
+allocated, and only the members the network needs are opened.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import stat
 import tempfile
 import zipfile
 import zlib
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -20,14 +27,22 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from tinygrad_fnn.engine import as_array
+from tinygrad_fnn.manual import ACTIVATIONS
 
-PARAMETERS = ("W1", "b1", "W2", "b2")
 STATISTICS = ("mean", "std")
+TEXTS = ("dataset", "activation")  # short text members; `activation` may be absent (relu)
+DEFAULT_ACTIVATION = "relu"  # what a file without an `activation` member was trained with
 
+# The most layers (weight matrices) a file may hold. Each layer is two archive members whose
+# headers are parsed before anything else, so the limit bounds that work whatever a file claims;
+# plain gradient descent does not train a network anywhere near this deep (the gradients of its
+# first layers vanish or explode), and `train --layers` refuses more.
+MAX_LAYERS = 100
 # The most memory a command may ask for: the arrays a parameters file claims, or the arrays a
 # training run or prediction would need (see `cli.estimate_bytes`).
 MEMORY_CEILING = 2**30
-_MAX_NAME_CHARS = 100  # the `dataset` member is a short name
+_MAX_NAME_CHARS = 100  # the text members are short names
+_LAYER_MEMBER = re.compile(r"([Wb])([0-9]+)")
 # What can go wrong while parsing a hostile archive member; each becomes a ParameterFileError.
 _READ_ERRORS = (
     ValueError,
@@ -40,9 +55,100 @@ _READ_ERRORS = (
     zlib.error,
 )
 
+Header = tuple[tuple[int, ...], np.dtype]  # a member's shape and dtype
+
 
 class ParameterFileError(ValueError):
     """A parameters file is missing, unreadable or does not describe the network."""
+
+
+def parameter_names(L: int) -> tuple[str, ...]:
+    """W1, b1, …, WL, bL."""
+    return tuple(f"{p}{k}" for k in range(1, L + 1) for p in "Wb")
+
+
+def count_layers(names: Iterable[str]) -> int:
+    """L, from the names of a file's members (without `.npy`): W1, b1, …, WL, bL must all be
+    there, with no gap and no stray layer, and L at most MAX_LAYERS. Other names are ignored.
+    Raises ParameterFileError with the reason (without the file's name)."""
+    layers: dict[str, set[int]] = {"W": set(), "b": set()}
+    for name in names:
+        match = _LAYER_MEMBER.fullmatch(name)
+        if match is None:
+            continue
+        letter, digits = match.groups()
+        if digits.startswith("0"):
+            shown = name if len(name) <= 20 else name[:20] + "…"
+            raise ParameterFileError(f"{shown} is not a layer's name (layers count W1, b1, W2, …)")
+        if len(digits) > len(str(MAX_LAYERS)) or int(digits) > MAX_LAYERS:
+            shown = name if len(name) <= 20 else name[:20] + "…"
+            raise ParameterFileError(
+                f"it claims a layer {shown}, more than the {MAX_LAYERS} layers this program reads"
+            )
+        layers[letter].add(int(digits))
+    L = max(layers["W"] | layers["b"], default=0)
+    missing = [f"{p}{k}" for k in range(1, max(L, 1) + 1) for p in "Wb" if k not in layers[p]]
+    if missing:
+        gap = f" (it holds layer {L}, which needs every layer below it)" if L > 1 else ""
+        raise ParameterFileError(f"not a parameters file: missing {', '.join(missing)}{gap}")
+    return L
+
+
+def check_network(headers: Mapping[str, Header], L: int) -> list[int]:
+    """The layer sizes [n_x, h1, …, n_y] that the shapes and dtypes of W1 … bL, mean and std
+    describe; raises ParameterFileError (without the file's name) where they disagree."""
+    for k in (*parameter_names(L), *STATISTICS):
+        shape, dtype = headers[k]
+        if dtype.kind != "f" or dtype.itemsize not in (4, 8):
+            raise ParameterFileError(f"{k} must be float32 or float64, got {dtype}")
+        if len(shape) != 2 or 0 in shape:
+            raise ParameterFileError(f"{k} must be a non-empty 2-D array, got shape {shape}")
+    claimed = sum(math.prod(s) * d.itemsize for s, d in headers.values() if d.kind == "f")
+    if claimed > MEMORY_CEILING:
+        floats = [k for k in headers if headers[k][1].kind == "f"]
+        big = max(floats, key=lambda k: math.prod(headers[k][0]))
+        raise ParameterFileError(
+            f"its arrays claim {claimed:,} bytes ({big} has shape {headers[big][0]}), "
+            f"more than the {MEMORY_CEILING:,} this program reads"
+        )
+    sizes = [headers["W1"][0][1]]
+    for k in range(1, L + 1):
+        W = headers[f"W{k}"][0]
+        if W[1] != sizes[-1]:
+            previous = headers[f"W{k - 1}"][0]
+            raise ParameterFileError(
+                f"W{k} has shape {W}, but W{k - 1} has shape {previous}: W{k} must have "
+                f"{previous[0]} columns, one for each output of layer {k - 1}"
+            )
+        if headers[f"b{k}"][0] != (W[0], 1):
+            raise ParameterFileError(
+                f"b{k} has shape {headers[f'b{k}'][0]}, but W{k} has shape {W}: b{k} must be "
+                f"{(W[0], 1)}"
+            )
+        sizes.append(W[0])
+    for k in STATISTICS:
+        if headers[k][0] != (sizes[0], 1):
+            raise ParameterFileError(
+                f"{k} has shape {headers[k][0]}, but W1 has shape {headers['W1'][0]}: {k} must "
+                f"be {(sizes[0], 1)}, one value for each of the {sizes[0]} features"
+            )
+    dtype = headers["W1"][1].newbyteorder("=")
+    for k in parameter_names(L)[1:]:
+        if headers[k][1].newbyteorder("=") != dtype:
+            raise ParameterFileError(f"{k} is {headers[k][1]}, but W1 is {dtype}")
+    return sizes
+
+
+def _check_text(key: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
+    if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * _MAX_NAME_CHARS:
+        raise ParameterFileError(f"{key} must be a short text, got {dtype} of shape {shape}")
+
+
+def _check_activation(activation: str) -> None:
+    if activation not in ACTIVATIONS:
+        raise ParameterFileError(
+            f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}"
+        )
 
 
 def _umask() -> int:
@@ -74,20 +180,34 @@ def check_target(path: str | os.PathLike, what: str = "--save") -> Path:
 
 def save_parameters(
     path: str | os.PathLike,
-    parameters: dict,
+    parameters: Mapping[str, Any],
     mean: np.ndarray,
     std: np.ndarray,
     dataset: str,
+    activation: str = DEFAULT_ACTIVATION,
 ) -> None:
-    """Write W1, b1, W2, b2, the standardisation statistics and the data set's name to `path`.
+    """Write W1, b1, …, WL, bL, the hidden activation, the standardisation statistics and the
+    data set's name to `path`.
 
-    The file is written under a temporary name in the same folder and renamed into place, so
-    `path` is never left half-written; a failed save removes the temporary file. The file's mode
-    follows the umask, as a plain `open` would.
+    What is written is first held to the checks `load_parameters` makes, so a network that could
+    not be read back is refused (ParameterFileError) before anything is written. The file is
+    written under a temporary name in the same folder and renamed into place, so `path` is never
+    left half-written; a failed save removes the temporary file. The file's mode follows the
+    umask, as a plain `open` would.
     """
     path = check_target(path)
-    arrays = {k: as_array(parameters[k]) for k in PARAMETERS}
-    arrays.update(mean=as_array(mean), std=as_array(std), dataset=np.array(dataset))
+    try:
+        L = count_layers(parameters)
+        arrays = {k: as_array(parameters[k]) for k in parameter_names(L)}
+        arrays.update(mean=as_array(mean), std=as_array(std))
+        check_network({k: (a.shape, a.dtype) for k, a in arrays.items()}, L)
+        texts = {"dataset": np.array(dataset), "activation": np.array(activation)}
+        for k, text in texts.items():
+            _check_text(k, text.shape, text.dtype)
+        _check_activation(activation)
+    except ParameterFileError as e:
+        raise ParameterFileError(f"{path}: not saved: {e}") from None
+    arrays.update(texts)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o666 & ~_umask())
@@ -114,8 +234,9 @@ def _read_header(f: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
 class ParameterFile:
     """An open parameters file whose headers have been checked and whose data is not yet read.
 
-    `dataset`, `hidden`, `n_x` and `dtype` describe the network, so that a caller can check them
-    against its data (and its memory) before `read()` allocates anything.
+    `layers` ([n_x, h1, …, n_y]), `activation`, `dataset`, `n_x`, `n_y`, `hidden` (W1's rows)
+    and `dtype` describe the network, so that a caller can check them against its data (and its
+    memory) before `read()` allocates anything.
     """
 
     def __init__(self, path: str | os.PathLike) -> None:
@@ -135,6 +256,9 @@ class ParameterFile:
             raise ParameterFileError(f"{self.path}: cannot read it ({e.strerror})") from None
         try:
             self._check()
+        except ParameterFileError as e:
+            self.close()
+            raise self._error(str(e)) from None
         except BaseException:
             self.close()
             raise
@@ -155,62 +279,39 @@ class ParameterFile:
         return ParameterFileError(f"{self.path}: {message}")
 
     def _check(self) -> None:
+        # Messages raised here name no file; __init__ adds its path.
         try:
             self._zip = zipfile.ZipFile(self._file)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
-            raise self._error(f"not an .npz archive ({e})") from None
-        present = set(self._zip.namelist())
-        missing = [k for k in (*PARAMETERS, *STATISTICS, "dataset") if f"{k}.npy" not in present]
+            raise ParameterFileError(f"not an .npz archive ({e})") from None
+        present = {n[: -len(".npy")] for n in self._zip.namelist() if n.endswith(".npy")}
+        self.L = count_layers(present)
+        missing = [k for k in (*STATISTICS, "dataset") if k not in present]
         if missing:
-            raise self._error(f"not a parameters file: missing {', '.join(missing)}")
-        self.headers = {k: self._header(k) for k in (*PARAMETERS, *STATISTICS, "dataset")}
-        shape, _, dtype = self.headers["dataset"]
-        if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * _MAX_NAME_CHARS:
-            raise self._error(f"dataset must be a short text, got {dtype} of shape {shape}")
-        for k in (*PARAMETERS, *STATISTICS):
-            shape, _, dtype = self.headers[k]
-            if dtype.kind != "f" or dtype.itemsize not in (4, 8):
-                raise self._error(f"{k} must be float32 or float64, got {dtype}")
-            if len(shape) != 2 or 0 in shape:
-                raise self._error(f"{k} must be a non-empty 2-D array, got shape {shape}")
-        claimed = sum(
-            math.prod(s) * d.itemsize for s, _, d in self.headers.values() if d.kind == "f"
-        )
-        if claimed > MEMORY_CEILING:
-            big = max(PARAMETERS + STATISTICS, key=lambda k: math.prod(self.headers[k][0]))
-            raise self._error(
-                f"its arrays claim {claimed:,} bytes ({big} has shape {self.headers[big][0]}), "
-                f"more than the {MEMORY_CEILING:,} this program reads"
-            )
-        self.hidden, self.n_x = self.headers["W1"][0]
-        self.n_y = self.headers["W2"][0][0]
-        self.dtype = self.headers["W1"][2].newbyteorder("=")
-        expected = {
-            "b1": (self.hidden, 1),
-            "W2": (self.n_y, self.hidden),
-            "b2": (self.n_y, 1),
-            "mean": (self.n_x, 1),
-            "std": (self.n_x, 1),
-        }
-        for k, shape in expected.items():
-            if self.headers[k][0] != shape:
-                raise self._error(
-                    f"{k} has shape {self.headers[k][0]}, but W1 {self.headers['W1'][0]} and "
-                    f"{self.n_y} output unit(s) imply {shape}"
-                )
-        for k in PARAMETERS[1:]:
-            if self.headers[k][2].newbyteorder("=") != self.dtype:
-                raise self._error(f"{k} is {self.headers[k][2]}, but W1 is {self.dtype}")
+            raise ParameterFileError(f"not a parameters file: missing {', '.join(missing)}")
+        wanted = (*parameter_names(self.L), *STATISTICS, *(k for k in TEXTS if k in present))
+        full = {k: self._header(k) for k in wanted}
+        self.headers = full
+        for k in TEXTS:
+            if k in full:
+                _check_text(k, full[k][0], full[k][2])
+        self.layers = check_network({k: (s, d) for k, (s, _, d) in full.items()}, self.L)
+        self.n_x, self.n_y, self.hidden = self.layers[0], self.layers[-1], self.layers[1]
+        self.dtype = full["W1"][2].newbyteorder("=")
         self.dataset = str(self._data("dataset")[()])
+        self.activation = (
+            str(self._data("activation")[()]) if "activation" in full else DEFAULT_ACTIVATION
+        )
+        _check_activation(self.activation)
 
     def _header(self, key: str) -> tuple[tuple[int, ...], bool, np.dtype]:
         try:
             with self._zip.open(f"{key}.npy") as f:
                 return _read_header(f)
         except (zipfile.BadZipFile, zlib.error) as e:
-            raise self._error(f"{key}: damaged archive member ({e})") from None
+            raise ParameterFileError(f"{key}: damaged archive member ({e})") from None
         except _READ_ERRORS as e:
-            raise self._error(f"{key}: malformed .npy header ({e})") from None
+            raise ParameterFileError(f"{key}: malformed .npy header ({e})") from None
 
     def _data(self, key: str) -> np.ndarray:
         shape, fortran, dtype = self.headers[key]
@@ -221,23 +322,29 @@ class ParameterFile:
                 raw = f.read(size)
                 trailing = f.read(1)  # reading to the end also checks the member's CRC
         except _READ_ERRORS as e:
-            raise self._error(f"{key}: unreadable data ({e})") from None
+            raise ParameterFileError(f"{key}: unreadable data ({e})") from None
         if len(raw) != size:
-            raise self._error(f"{key}: truncated: {len(raw)} of {size} bytes")
+            raise ParameterFileError(f"{key}: truncated: {len(raw)} of {size} bytes")
         if trailing:
-            raise self._error(f"{key}: more bytes than its header's shape {shape} holds")
+            raise ParameterFileError(f"{key}: more bytes than its header's shape {shape} holds")
         array = np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C")
         return array.astype(dtype.newbyteorder("="), order="C")
 
     def read(self) -> dict[str, np.ndarray | str]:
-        """W1, b1, W2, b2, mean and std as native arrays, and the data set's name; every number
-        must be finite and every standard deviation non-negative."""
-        found: dict[str, Any] = {k: self._data(k) for k in (*PARAMETERS, *STATISTICS)}
+        """W1, b1, …, WL, bL, mean and std as native arrays, the activation and the data set's
+        name; every number must be finite and every standard deviation non-negative."""
+        try:
+            found: dict[str, Any] = {
+                k: self._data(k) for k in (*parameter_names(self.L), *STATISTICS)
+            }
+        except ParameterFileError as e:
+            raise self._error(str(e)) from None
         for k, array in found.items():
             if not np.isfinite(array).all():
                 raise self._error(f"{k} holds values that are not finite numbers")
         if (found["std"] < 0).any():
             raise self._error("std holds negative standard deviations")
+        found["activation"] = self.activation
         found["dataset"] = self.dataset
         return found
 

@@ -5,13 +5,13 @@ step-through page, all from one forward and one backward pass."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from tinygrad_fnn import datasets, fnn, manual
-from tinygrad_fnn.compare import Comparison, comparison
+from tinygrad_fnn.compare import Comparison, _is_tutorial, comparison
 from tinygrad_fnn.engine import Tensor
 from tinygrad_fnn.graph import collect, draw_backward, draw_graph
 from tinygrad_fnn.render import write
@@ -60,18 +60,31 @@ def pictures(
 
 
 def pass_comparison(
-    X: np.ndarray, Y: np.ndarray, parameters: dict[str, Tensor], cache: dict[str, Tensor], loss: str
+    X: np.ndarray,
+    Y: np.ndarray,
+    parameters: dict[str, Tensor],
+    cache: dict[str, Tensor],
+    loss: str,
+    activation: str = "relu",
 ) -> Comparison:
-    """The gradients a backward pass left on the tutorial network's tensors, held against the
-    hand-derived formulas (the tutorial's dZ and dA are m times the engine's ∂cost/∂Z, ∂cost/∂A).
+    """The gradients a backward pass left on the network's tensors, held against the
+    hand-derived formulas (the tutorial's dZ and dA are m times the engine's ∂cost/∂Z, ∂cost/∂A):
+    the tutorial's own for its network, `manual.deep_backpropagation` for any other.
     """
-    arrays = {k: parameters[k].data for k in ("W1", "b1", "W2", "b2")}
+    arrays = {k: t.data for k, t in parameters.items()}
+    L = manual.number_of_layers(arrays)
+    layers = (X.shape[0], *(arrays[f"W{k}"].shape[0] for k in range(1, L + 1)))
     m = X.shape[1]
     ours = {f"d{k}": t.grad.data for k, t in parameters.items()}
-    ours.update({f"d{k}": m * cache[k].grad.data for k in ("Z1", "Z2", "A1")})
-    _, reference_cache = manual.forward_propagation(X, arrays)
-    reference = manual.backpropagation(X, Y, arrays, reference_cache)
-    return comparison(loss, X, reference_cache, ours, reference)
+    intermediates = [f"Z{k}" for k in range(1, L + 1)] + [f"A{k}" for k in range(1, L)]
+    ours.update({f"d{k}": m * cache[k].grad.data for k in intermediates})
+    if _is_tutorial(layers, activation):
+        _, reference_cache = manual.forward_propagation(X, arrays)
+        reference = manual.backpropagation(X, Y, arrays, reference_cache)
+    else:
+        _, reference_cache = manual.deep_forward_propagation(X, arrays, activation)
+        reference = manual.deep_backpropagation(X, Y, arrays, reference_cache, activation)
+    return comparison(loss, X, reference_cache, ours, reference, layers, activation)
 
 
 def network_pictures(
@@ -82,44 +95,53 @@ def network_pictures(
     loss: str = "fused",
     formats: Iterable[str] = ("svg", "png"),
     rankdir: str = "LR",
+    activation: str = "relu",
 ) -> list[Path]:
-    """The pictures of the tutorial network with these `parameters` on the batch `X`, `Y`.
+    """The pictures of the network with these `parameters` (W1, b1, …, WL, bL) and hidden
+    `activation` on the batch `X`, `Y`.
 
     The parameters' numbers are drawn, not the tensors themselves: the pass runs on fresh leaves
     over the same arrays, so the caller's `.grad` stay as they are.
     """
     params = {k: Tensor(p.data, True, dtype=p.dtype, name=k) for k, p in parameters.items()}
     X, Y = np.asarray(X, dtype=params["W1"].dtype), np.asarray(Y, dtype=params["W1"].dtype)
-    _, cache = fnn.forward_propagation(X, params)
+    _, cache = fnn.forward_propagation(X, params, activation)
     cost = fnn.cost_of(cache, Y, loss)
-    (hidden, n_x), m = params["W1"].shape, X.shape[1]
+    L = manual.number_of_layers(params)
+    sizes = (X.shape[0], *(params[f"W{k}"].shape[0] for k in range(1, L + 1)))
+    if _is_tutorial(sizes, activation):
+        network = f"n_x={sizes[0]}, hidden={sizes[1]}"
+    else:
+        network = f"layers={','.join(map(str, sizes))}, activation={activation}"
     return pictures(
         cost,
         out_dir,
         formats,
         rankdir,
-        describe=f"n_x={n_x}, hidden={hidden}, m={m}, loss={loss}",
-        compare=lambda: pass_comparison(X, Y, params, cache, loss),
+        describe=f"{network}, m={X.shape[1]}, loss={loss}",
+        compare=lambda: pass_comparison(X, Y, params, cache, loss, activation),
     )
 
 
 def tutorial_graphs(
     out_dir: str | os.PathLike,
     data: str = "xor",
-    hidden: int = 3,
+    hidden: int | Sequence[int] = 3,
     m: int = 4,
     loss: str = "fused",
     seed: int = 0,
     formats: Iterable[str] = ("svg", "png"),
     rankdir: str = "LR",
+    activation: str = "relu",
 ) -> list[Path]:
-    """The pictures of the tutorial network, freshly initialised from `seed`, on the first `m`
-    examples of `data`.
+    """The pictures of the tutorial network (or, with a list of `hidden` sizes and an
+    `activation`, a deeper one), freshly initialised from `seed`, on the first `m` examples of
+    `data`; the output has one unit for two classes, one per class for more.
 
     Small sizes keep the pictures readable; the shapes in them are the tutorial's
     (X is (n_x, m), W1 is (hidden, n_x), ...).
     """
     ds = datasets.load(data, m=m, test_fraction=0.0, seed=seed)
-    parameters = fnn.initialize_parameters(ds.n_x, hidden, seed=seed)
+    parameters = fnn.initialize_parameters(ds.n_x, hidden, ds.n_y, seed=seed, activation=activation)
     X, Y = ds.X_train[:, :m], ds.Y_train[:, :m]
-    return network_pictures(out_dir, X, Y, parameters, loss, formats, rankdir)
+    return network_pictures(out_dir, X, Y, parameters, loss, formats, rankdir, activation)
