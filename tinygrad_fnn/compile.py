@@ -14,13 +14,16 @@ backward walk.
 
 The signature (a new one traces again, as `jax.jit` does): the shapes, dtypes and strides of the
 Tensor and array arguments (dicts, lists and tuples of them are walked), the values of the other
-arguments, the identity of every Tensor the function captures (see below) and the shape, dtype
-and strides of its data (`.data = ...` may replace it), which parameters have a `.grad` already
-(backward accumulates into it), and the grad mode. Under `detect_anomaly()` the step runs
-eagerly, so that an anomaly names its operation. A call like the last one does
-not build the key: one generated function (`_FastPath`) holds a guard that reads the same things
-and compares each with what it was (half a microsecond), the program's lines, the handing over of
-the gradients and, with `compile(fn, lr=...)`, the update; anything else takes the general path.
+arguments (and the sign of a zero: 1 / -0.0 is -inf), the identity of every Tensor the function
+captures (see below), the shape, dtype and strides of its data (`.data = ...` may replace it, or
+`.data.shape = ...` change it in place) and whether it requires grad, the shape and dtype of the
+`.grad` a parameter has already (backward accumulates into it; one that cannot take the sum is
+eager's error; a `.grad` that is not a Tensor is refused, as PyTorch does), and the grad mode.
+Under `detect_anomaly()` the step runs eagerly, so that an anomaly names its operation. A call
+like the last one does not build the key: one generated function (`_FastPath`) holds a guard
+that reads the same things and compares each with what it was (half a microsecond), the
+program's lines, the handing over of the gradients and, with `compile(fn, lr=...)`, the update;
+anything else takes the general path.
 
 What the program reads each call, and what it freezes:
 - Tensors passed as arguments, or captured through the names the function uses (its closure
@@ -39,10 +42,11 @@ What the program reads each call, and what it freezes:
 Storage. Compiling rebinds each parameter's `.data` to a view into one flat array per dtype
 (values copied once; rebinding `.data` later is noticed and copied in), so that `step.sgd(lr)`
 updates every parameter in two NumPy calls. Gradients left in `.grad` are read-only views into
-a flat gradient array that the next call reuses, unless something still holds the previous
-gradient Tensors: then the next call writes into fresh storage, so no gradient a caller kept is
-ever overwritten. The cost returned is a new array at each call. A compiled function is not
-re-entrant; calls from several threads are serialised by a lock.
+a flat gradient array that the next call reuses, unless something still holds a previous
+gradient Tensor, its array (`p.grad.data`) or a view of that: then the next call writes into
+fresh storage, so no gradient a caller kept is ever overwritten. The cost returned is a new
+array at each call. A compiled function is not re-entrant; calls from several threads are
+serialised by a lock.
 """
 
 from __future__ import annotations
@@ -242,7 +246,8 @@ def _walk_argument(x: Any, found: list, parts: list, depth: int = 0) -> None:
         found.append(x)
         data = x._array
         rg = x.requires_grad
-        parts.append((id(x) if rg else None, data.shape, data.dtype, data.strides, x.grad is None))
+        grad = _grad_key(x) if rg else x.grad is None
+        parts.append((id(x) if rg else None, data.shape, data.dtype, data.strides, grad))
     elif kind is np.ndarray:
         found.append(x)
         parts.append(("array", x.shape, x.dtype, x.strides))
@@ -261,18 +266,36 @@ def _walk_argument(x: Any, found: list, parts: list, depth: int = 0) -> None:
                 f"compile: an argument of type {kind.__name__} is neither a Tensor, an array, a "
                 "dict, list or tuple of them, nor a hashable value that could key the program"
             ) from None
-        parts.append((kind, x))
+        parts.append((kind, x, _zero_sign(x)))
+
+
+def _zero_sign(x: Any) -> str | None:
+    """For a zero float, its repr: -0.0 == 0.0 and they hash alike, yet 1 / x tells them apart
+    (as a nan's repr tells nothing: nan != nan keys a new program unless it is one object)."""
+    if isinstance(x, (float, complex, np.inexact)) and x == 0:
+        return repr(x)
+    return None
 
 
 _BUILTINS = set(dir(builtins))
 
 
+def _grad_key(p: Tensor) -> tuple | None:
+    """A parameter's `.grad` in the key: None, or what decides whether backward can add to it
+    (set by hand, it may have another shape or dtype: eager then raises)."""
+    g = p.grad
+    if g is None:
+        return None
+    return (type(g), getattr(g, "shape", None), getattr(g, "dtype", None))
+
+
 def _captured_key(x: Tensor) -> tuple:
     """A captured Tensor's part of the key: its identity, the layout of its data (which
-    `.data = ...` may replace by an array of another shape or dtype) and, for a parameter,
-    whether it holds a `.grad`."""
+    `.data = ...` may replace by an array of another shape or dtype), whether it requires grad
+    and, for a parameter, its `.grad`."""
     a = x._array
-    return (id(x), a.shape, a.dtype, a.strides, x.requires_grad and x.grad is None)
+    rg = x.requires_grad
+    return (id(x), a.shape, a.dtype, a.strides, rg, _grad_key(x) if rg else None)
 
 
 def _walk_captured(x: Any, found: list, parts: list) -> None:
@@ -568,7 +591,10 @@ class _Line:
 
 
 class _FlatStore:
-    """Parameters of one dtype as views into one flat array, and their gradients likewise."""
+    """Parameters of one dtype as views into one flat array, and their gradients likewise. The
+    program reads its own views (`views`); each parameter's `.data` is another view of the same
+    memory (`handed`), so that what a caller does to that array object in place (`.shape = `)
+    cannot reach the program's."""
 
     def __init__(self, params: list[Tensor]) -> None:
         self.params = params
@@ -577,6 +603,7 @@ class _FlatStore:
         self.flat = np.empty(sum(sizes), dtype)
         self.offsets = np.cumsum([0, *sizes]).tolist()
         self.views = [self._view(self.flat, i) for i in range(len(params))]
+        self.handed = list(self.views)  # replaced by `adopt`
         self.tmp = np.empty_like(self.flat)
         for i in range(len(params)):
             self.adopt(i)
@@ -586,7 +613,8 @@ class _FlatStore:
         return flat[self.offsets[i] : self.offsets[i + 1]].reshape(self.params[i].shape)
 
     def adopt(self, i: int) -> None:
-        """Copy parameter i's current values into the flat array and make its data a view."""
+        """Copy parameter i's current values into the flat array and make its data a new view
+        of it."""
         p, view = self.params[i], self.views[i]
         if p._array.shape != view.shape or p._array.dtype != view.dtype:  # (the key tells them)
             raise RuntimeError(
@@ -599,7 +627,12 @@ class _FlatStore:
                 "needs its data; call backward() on that graph first"
             )
         np.copyto(view, p._array)
-        p._array = view
+        p._array = self.handed[i] = view.view()
+
+    def fits(self, i: int) -> bool:
+        """Whether parameter i's data, replaced or reshaped in place, has its view's layout."""
+        data, view = self.params[i]._array, self.views[i]
+        return data.shape == view.shape and data.dtype == view.dtype
 
     def new_gradients(self) -> None:
         """Fresh gradient storage (zeros: a parameter no gradient reaches does not move)."""
@@ -609,6 +642,8 @@ class _FlatStore:
         for v in readonly:
             v.setflags(False)
         self.grads = [Tensor._wrap(v) for v in readonly]
+        # the references to the storage when no caller holds a view of it (as `_held` counts)
+        self.unheld = sys.getrefcount(self.gflat)
 
 
 class _Program:
@@ -635,25 +670,26 @@ class _Program:
 
     def check_storage(self) -> bool:
         """Copy the data of parameters whose `.data` was replaced into the flat storage; False,
-        copying nothing, if new data has another shape or dtype (the program is not theirs)."""
-        replaced = [
-            (store, i)
-            for store in self.stores
-            for i, (p, view) in enumerate(zip(store.params, store.views))
-            if p._array is not view
+        copying nothing, if new data has another shape or dtype, or the array handed out was
+        reshaped in place (the program is not theirs)."""
+        changed = [
+            (s, store, i)
+            for s, store in enumerate(self.stores)
+            for i, (p, handed) in enumerate(zip(store.params, store.handed))
+            if p._array is not handed or handed.shape != store.views[i].shape
         ]
-        for store, i in replaced:
-            data, view = store.params[i]._array, store.views[i]
-            if data.shape != view.shape or data.dtype != view.dtype:
-                return False
-        for store, i in replaced:
+        if not all(store.fits(i) for _, store, i in changed):
+            return False
+        for s, store, i in changed:
             store.adopt(i)
+            if f"__H{s}_{i}" in self.namespace:  # the fast path's name of it
+                self.namespace[f"__H{s}_{i}"] = store.handed[i]
         return True
 
     def check_gradients(self) -> None:
         """Write into fresh gradient storage if a caller still holds the previous gradients."""
         for s, store in enumerate(self.stores):
-            if _held(store.params, store.grads):
+            if _held(store):
                 store.new_gradients()
                 for name, ps, i in self.pinned:
                     if ps == s:
@@ -768,7 +804,11 @@ class _FastPath:
         else:
             value = self.const(x)
             self.refuse(f"type({expr}) is not {self.const(kind)}")
-            self.refuse(f"{expr} is not {value} and not ({expr} == {value})")  # as the key's ==
+            sign = _zero_sign(x)
+            same = f"{expr} == {value}" + (
+                f" and repr({expr}) == {self.const(sign)}" if sign is not None else ""
+            )
+            self.refuse(f"{expr} is not {value} and not ({same})")  # as the key's ==
 
     def layout(self, expr: str, array: np.ndarray) -> None:
         a = self.local()
@@ -890,8 +930,13 @@ def _fast_path(
     ns.update(__mode=_mode, __G=g, __Tensor=Tensor, __ndarray=np.ndarray, __lock=compiled._lock)
     ns.update(__acquire=compiled._lock.acquire, __release=compiled._lock.release)
     ns.update(__getrefcount=sys.getrefcount, __check_storage=program.check_storage)
-    ns.update(__check_gradients=program.check_gradients, __wrap=Tensor._wrap)
-    ns.update(__NAME=program.cost_name, __UNHELD=_UNHELD_FAST, __locks=engine._locks)
+    ns.update(__check_gradients=program.check_gradients, __wrap=Tensor._wrap, __grad_key=_grad_key)
+    ns.update(
+        __NAME=program.cost_name,
+        __UNHELD=_UNHELD_FAST,
+        __UNHELD_ARRAY=_UNHELD_FAST_ARRAY,
+        __locks=engine._locks,
+    )
     ns.update(__multiply=np.multiply, __subtract=np.subtract, __locked=program.refuse_locked)
     if _EXTOBJ is not None:
         ns.update(__errstate_set=_EXTOBJ.set, __errstate_get=_EXTOBJ.get)
@@ -907,13 +952,28 @@ def _fast_path(
         if compiled.lr is not None:  # the number NumPy makes of the Python float (NEP 50), once
             ns[f"__LR{s}"] = np.asarray(compiled.lr, store.flat.dtype)
         for i, p in enumerate(store.params):
-            ns[f"__P{s}_{i}"], ns[f"__V{s}_{i}"] = p, store.views[i]
-            moved.append(f"__P{s}_{i}._array is not __V{s}_{i}")
+            # the array handed out as `.data`: replaced (`.data = ...`) or reshaped in place (a
+            # float dtype set in place changes the shape too)
+            ns[f"__P{s}_{i}"], ns[f"__H{s}_{i}"] = p, store.handed[i]
+            ns[f"__shape{s}_{i}"] = store.views[i].shape
+            moved.append(
+                f"__P{s}_{i}._array is not __H{s}_{i} or __H{s}_{i}.shape != __shape{s}_{i}"
+            )
 
     def storage(bail: str) -> list[str]:  # a replaced parameter of another layout: bail out
         return [f"if ({' or '.join(moved)}) and not __check_storage():", f"    return {bail}"]
 
     grads = [f"__g{s} = __S{s}.grads" for s in range(len(stores))]
+    replaced = []  # a `.grad` set by hand where the program adds to one must fit (identity first)
+    for s, st in enumerate(stores):
+        for i, p in enumerate(st.params):
+            if p.grad is not None:
+                ns[f"__GK{s}_{i}"] = _grad_key(p)
+                replaced += [
+                    f"if __P{s}_{i}.grad is not __g{s}[{i}] and "
+                    f"__grad_key(__P{s}_{i}) != __GK{s}_{i}:",
+                    "    return None",
+                ]
     held = [  # as `_held`, one line per gradient; a `.grad` the guard found None is not it
         f"__getrefcount(__g{s}[{i}]) > __UNHELD"
         if p.grad is None
@@ -921,6 +981,12 @@ def _fast_path(
         for s, st in enumerate(stores)
         for i, p in enumerate(st.params)
     ]
+    held += [  # `p.grad.data` kept alone, or a view of it
+        f"__getrefcount(__g{s}[{i}]._array) > __UNHELD_ARRAY"
+        for s, st in enumerate(stores)
+        for i in range(len(st.params))
+    ]
+    held += [f"__getrefcount(__S{s}.gflat) > __S{s}.unheld" for s in range(len(stores))]
     delivered = [f"__P{s}_{i}" for s, i in program.delivered]
     gradients = [f"__g{s}[{i}]" for s, i in program.delivered]
 
@@ -958,6 +1024,7 @@ def _fast_path(
         "            return None",
         *("        " + line for line in storage("None")),
         *("        " + line for line in grads),
+        *("        " + line for line in replaced),
         f"        if {' or '.join(held)}:",
         "            __check_gradients()",
         *("            " + line for line in grads),
@@ -995,14 +1062,18 @@ def _fast_path(
     program.fast_call, program.fast_sgd = ns["__call"], ns["__sgd"]
 
 
-def _references(params: list[Tensor], grads: list[Tensor]) -> int:
-    """The most references any of `grads` has, not counting `p.grad`."""
-    most = 0
+def _references(params: list[Tensor], grads: list[Tensor]) -> tuple[int, int]:
+    """The most references any of `grads` has, not counting `p.grad`, and any of their arrays
+    (a caller may keep `p.grad.data` alone)."""
+    most = most_array = 0
     for p, g in zip(params, grads):
         n = sys.getrefcount(g) - (p.grad is g)
         if n > most:
             most = n
-    return most
+        n = sys.getrefcount(g._array)
+        if n > most_array:
+            most_array = n
+    return most, most_array
 
 
 class _Slot:
@@ -1016,17 +1087,24 @@ class _Slot:
 _UNHELD = _references([_Slot()], [Tensor._wrap(np.zeros(1))])
 
 
-def _count_first(g0: list[Tensor]) -> int:
-    return sys.getrefcount(g0[0])
+def _count_first(g0: list[Tensor]) -> tuple[int, int]:
+    return sys.getrefcount(g0[0]), sys.getrefcount(g0[0]._array)
 
 
-# The same, as the fast path's `getrefcount(g0[0])` counts it.
-_UNHELD_FAST = _count_first([Tensor._wrap(np.zeros(1))])
+# The same, as the fast path's `getrefcount(g0[0])` and `getrefcount(g0[0]._array)` count them.
+_UNHELD_FAST, _UNHELD_FAST_ARRAY = _count_first([Tensor._wrap(np.zeros(1))])
 
 
-def _held(params: list[Tensor], grads: list[Tensor]) -> bool:
-    """Whether anything beyond `p.grad` still refers to one of the gradient Tensors."""
-    return _references(params, grads) > _UNHELD
+def _held(store: _FlatStore) -> bool:
+    """Whether anything beyond `p.grad` still refers to one of the gradient Tensors, to one of
+    their arrays, or to the gradient storage through a view a caller made of one."""
+    tensors, arrays = _references(store.params, store.grads)
+    unheld_tensors, unheld_arrays = _UNHELD
+    return (
+        tensors > unheld_tensors
+        or arrays > unheld_arrays
+        or sys.getrefcount(store.gflat) > store.unheld
+    )
 
 
 def _identifier(name: str | None, taken: set[str], fallback: str) -> str:
@@ -1700,6 +1778,11 @@ class Compiled:
                     raise TraceError(
                         f"compile: {_describe(t)} reached by {self._name} is the result of a "
                         "recorded operation, not a leaf; pass .detach() of it, or a parameter"
+                    )
+                if t.grad is not None and type(t.grad) is not Tensor:
+                    raise TypeError(  # as PyTorch: eager would add to it, the program freeze it
+                        f"compile: .grad of {_describe(t)} is a {type(t.grad).__name__}, not a "
+                        "Tensor; set it to a Tensor of its shape and dtype, or to None"
                     )
                 params.setdefault(id(t), t)
         groups: dict[np.dtype, list[Tensor]] = {}

@@ -1,0 +1,300 @@
+"""A hostile sweep of `compile` (issue 9): each test changes something between calls that the
+signature or the fast path's guard must notice, and compares every compiled call with the eager
+`fn()` + `backward()` (and the update, with `lr=`) on twin tensors, bit for bit, errors
+included. The oracle is the eager engine itself."""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import pytest
+
+from tinygrad_fnn import compile, fnn
+from tinygrad_fnn.engine import Tensor, no_grad
+
+Build = Callable[[], tuple[Callable[[], Tensor], list[Tensor], Callable[[int], None]]]
+
+
+def outcome(call: Callable[[], list[np.ndarray]]) -> tuple:
+    """What a call gave: its arrays, or the type and message of its error."""
+    try:
+        return ("ok", call())
+    except Exception as error:  # the eager error is the expected outcome
+        return ("error", type(error), str(error))
+
+
+def agree(eager: tuple, compiled: tuple) -> bool:
+    if eager[0] != compiled[0]:
+        return False
+    if eager[0] == "error":
+        return eager[1] is compiled[1]
+    pairs = list(zip(eager[1], compiled[1], strict=True))
+    return all(a.dtype == b.dtype and np.array_equal(a, b, equal_nan=True) for a, b in pairs)
+
+
+def compare(build: Build, calls: int = 5, lr: float | None = None) -> Callable:
+    """Build twin worlds (function, parameters, mutation before call i); call one eagerly and
+    the other compiled `calls` times; every outcome must agree. Returns the compiled function."""
+    fe, pe, mutate_e = build()
+    fc, pc, mutate_c = build()
+    step = compile(fc, lr=lr)
+
+    def state(cost: Tensor, params: list[Tensor]) -> list[np.ndarray]:
+        grads = [p.grad.data if p.grad is not None else np.array(np.nan) for p in params]
+        return [cost.data, *grads, *(p.data for p in params)]
+
+    def eager() -> list[np.ndarray]:
+        cost = fe()
+        cost.backward()
+        if lr is not None:
+            with no_grad():
+                for p in pe:  # the parameters: what requires grad (a stale `.grad` of a
+                    if p.requires_grad and p.grad is not None:  # constant is not one)
+                        p.data = p.data - lr * p.grad.data
+        return state(cost, pe)
+
+    for i in range(calls):
+        mutate_e(i)
+        mutate_c(i)
+        want, got = outcome(eager), outcome(lambda: state(step(), pc))
+        assert agree(want, got), (i, want, got)
+    return step
+
+
+# ----- defects found (each test failed before its fix)
+
+
+@pytest.mark.parametrize("lr", [None, 0.25])
+def test_requires_grad_turned_off_on_a_captured_parameter_retraces(lr):
+    """The key of a captured tensor held `requires_grad and grad is None`: False both for a
+    tensor that stopped requiring grad and for a parameter holding a gradient, so the program
+    of the second kept giving (and applying) a gradient eager no longer computes."""
+    rng = np.random.default_rng(1)
+    a0, b0 = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+
+    def build():
+        a, b = Tensor(a0, requires_grad=True), Tensor(b0, requires_grad=True)
+
+        def mutate(i: int) -> None:
+            b.requires_grad = i not in (2, 3)
+            if i == 4:
+                b.grad = None
+
+        return lambda: (a * b * b).sum(), [a, b], mutate
+
+    step = compare(build, calls=6, lr=lr)
+    assert step.traces == 4  # no grad, grad held, b constant, b a parameter without grad
+
+
+@pytest.mark.parametrize("held", [(1, 3), (2, 1), (2, 3, 1)])
+def test_a_grad_of_another_shape_is_the_eager_error_not_a_broadcast(held):
+    """`p.grad` set by hand to a gradient `p`'s cannot be added to: eager raises; the program
+    traced with a gradient of the right shape broadcast into it (the key held only
+    `grad is None`)."""
+    rng = np.random.default_rng(2)
+    a0 = rng.standard_normal((2, 3))
+
+    def build():
+        a = Tensor(a0, requires_grad=True)
+
+        def mutate(i: int) -> None:  # calls 2 and 3 take the fast path
+            if i == 4:
+                a.grad = Tensor(np.ones(held))
+            if i == 5:
+                a.grad = Tensor(np.full((2, 3), 0.5))
+
+        return lambda: (a * a).sum(), [a], mutate
+
+    compare(build, calls=7)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+def test_a_grad_of_another_dtype_is_the_eager_error_not_a_cast(dtype):
+    def build():
+        a = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+
+        def mutate(i: int) -> None:
+            if i == 4:
+                a.grad = Tensor(np.ones((2, 3)), dtype=dtype)
+
+        return lambda: (a * a).mean(), [a], mutate
+
+    compare(build, calls=6)
+
+
+def test_a_grad_that_is_not_a_tensor_is_refused_as_pytorch_does():
+    """The eager engine happens to add to an array in `.grad`; the program would have frozen
+    that array in as a constant. PyTorch refuses a `.grad` that is not a tensor: so does
+    `compile`, by name."""
+    a = Tensor(np.ones(3), requires_grad=True)
+    step = compile(lambda: (a * a).sum())
+    step()
+    a.grad = np.ones(3)
+    with pytest.raises(TypeError, match=r"\.grad.*ndarray"):
+        step()
+    a.grad = None
+    step()  # and it recovers
+    assert np.array_equal(a.grad.data, 2 * np.ones(3))
+
+
+def test_minus_zero_and_zero_are_two_signatures():
+    """0.0 == -0.0 (and they hash alike), so the key took one for the other, and 1/x gave +inf
+    where eager gave -inf."""
+
+    def cost(w: Tensor, s: float, t: tuple) -> Tensor:
+        return (w * Tensor(np.ones(3)) / s + w * t[0]).sum()
+
+    for first, second in [(0.0, -0.0), (-0.0, 0.0), (np.float64(0.0), np.float64(-0.0))]:
+        w = Tensor(np.ones(3), requires_grad=True)
+        step = compile(lambda s, t: cost(w, s, t))  # noqa: B023 (called in this loop)
+        for s in [first, first, second, second, first]:
+            twin = Tensor(np.ones(3), requires_grad=True)
+            with np.errstate(divide="ignore"):
+                want = cost(twin, s, (s,))
+                want.backward()
+                w.grad = None
+                got = step(s, (s,))
+            assert np.array_equal(got.data, want.data), (first, second, s)
+            assert np.array_equal(w.grad.data, twin.grad.data)
+            assert np.signbit(got.data) == np.signbit(want.data)
+        assert step.traces == 2
+
+
+@pytest.mark.parametrize("keep", ["array", "view", "row"])
+def test_a_kept_gradient_array_is_never_overwritten(keep):
+    """Only a kept gradient Tensor was noticed: a caller keeping `p.grad.data` (or a view of
+    it) saw the next call write the next gradient into it. Eager never writes into a gradient
+    it handed out."""
+    rng = np.random.default_rng(3)
+    w = Tensor(rng.standard_normal((2, 3)), requires_grad=True)
+    x = Tensor(rng.standard_normal((2, 3)))
+    step = compile(lambda: (w * x * x).sum(), lr=0.1)
+    kept: list[tuple[np.ndarray, np.ndarray]] = []
+    for i in range(8):
+        w.grad = None
+        x.data = rng.standard_normal((2, 3))
+        step()
+        data = w.grad.data
+        array = {"array": data, "view": data[:], "row": data[1]}[keep]
+        kept.append((array, array.copy()))
+        del data, array
+        if i % 3 == 2:  # let the oldest go: its storage may be used again
+            kept.pop(0)
+        for array, values in kept:
+            assert np.array_equal(array, values), i
+    kept.clear()
+    w.grad = None
+    step()
+    address = w.grad.data.__array_interface__["data"][0]
+    w.grad = None
+    step()  # nothing kept: the storage is reused, not made anew at each call
+    assert w.grad.data.__array_interface__["data"][0] == address
+
+
+def test_in_place_layout_changes_of_captured_data_retrace():
+    """`w.data.shape = (8,)` keeps the array object a parameter's `.data` is: the fast path
+    found the identity unchanged and replayed the (2, 4) program (a (2, 4) gradient where eager
+    gives (8,)). The layouts of constants were read already; those cases stay here too."""
+    rng = np.random.default_rng(4)
+    base = rng.standard_normal((2, 4))
+    changes: list[Callable[[Tensor, Tensor], None]] = [
+        lambda w, x: setattr(x.data, "shape", (1, 8)),  # the same array, another shape
+        lambda w, x: setattr(x, "data", base[::-1]),  # negative strides
+        lambda w, x: setattr(x, "data", np.asfortranarray(base + 1)),
+        lambda w, x: setattr(w.data, "shape", (8,)),  # a parameter's, in place
+    ]
+    for change in changes:
+
+        def build(change=change):
+            w = Tensor(np.arange(8.0).reshape(2, 4), requires_grad=True)
+            x = Tensor(base.copy())
+
+            def mutate(i: int) -> None:
+                w.grad = None
+                if i == 2:
+                    change(w, x)
+
+            return lambda: (x.reshape(8) * w.reshape(8)).mean(), [w], mutate
+
+        compare(build, calls=4, lr=0.5)
+
+
+# ----- behaviour that was right: held here so that it stays right
+
+
+def test_containers_reordered_or_refilled_and_a_tensor_in_two_places():
+    rng = np.random.default_rng(5)
+    a0, b0 = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+
+    def build():
+        a, b = Tensor(a0, requires_grad=True), Tensor(b0, requires_grad=True)
+        ps = [a, b]
+
+        def mutate(i: int) -> None:
+            a.grad = b.grad = None
+            if i == 1:
+                ps.reverse()
+            if i == 2:
+                ps[1] = ps[0]  # one tensor in two places
+            if i == 3:
+                ps[:] = [a, b]
+
+        return lambda: (ps[0] * 2.0 + ps[1] * ps[1]).sum(), [a, b], mutate
+
+    compare(build, calls=5, lr=0.1)
+
+
+def test_numbers_of_each_type_and_errstate_around_a_call():
+    """1, 1.0, True, np.float32(1) are four signatures (their products differ in dtype or
+    bits); overflow warns, raises or passes as eager's does, inside the sigmoid too."""
+
+    def cost(w: Tensor, s: Any) -> Tensor:
+        return (w.sigmoid() * s + (w * s).exp()).sum()
+
+    def eager(s: Any) -> list[np.ndarray]:
+        twin = Tensor(w.data.copy(), requires_grad=True)
+        c = cost(twin, s)
+        c.backward()
+        return [c.data, twin.grad.data]
+
+    def compiled(s: Any) -> list[np.ndarray]:
+        w.grad = None
+        return [step(s).data, w.grad.data]
+
+    w = Tensor(np.array([-800.0, 0.5, 800.0]), requires_grad=True)
+    step = compile(lambda s: cost(w, s))
+    numbers = [1, 1.0, True, np.float32(1), np.int64(1), np.float32(0.1), 0.1, 1]
+    for state in ["warn", "raise", "ignore"]:
+        for s in numbers:
+            with np.errstate(all=state), warnings.catch_warnings(record=True) as seen:
+                warnings.simplefilter("always")
+                want = outcome(functools.partial(eager, s))
+                got = outcome(functools.partial(compiled, s))
+            assert agree(want, got), (state, s, want, got)
+            messages = [str(m.message) for m in seen]
+            assert messages[: len(messages) // 2] == messages[len(messages) // 2 :], messages
+    assert step.traces == 7
+
+
+@pytest.mark.parametrize("loss", ["fused", "composed"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("m", [1, 4, 7])
+def test_tutorial_steps_with_the_update(loss, dtype, m):
+    rng = np.random.default_rng(m)
+    xs, ys = rng.standard_normal((2, m)), (rng.uniform(size=(1, m)) > 0.5).astype(float)
+
+    def build():
+        X, Y = fnn.as_tensor(xs, dtype, "X"), fnn.as_tensor(ys, dtype, "Y")
+        params = fnn.initialize_parameters(2, 4, seed=m, dtype=dtype)
+
+        def mutate(i: int) -> None:
+            for p in params.values():
+                p.grad = None
+
+        return lambda: fnn.step_cost(X, Y, params, loss), list(params.values()), mutate
+
+    compare(build, calls=6, lr=0.5)
