@@ -298,3 +298,26 @@ def test_tutorial_steps_with_the_update(loss, dtype, m):
         return lambda: fnn.step_cost(X, Y, params, loss), list(params.values()), mutate
 
     compare(build, calls=6, lr=0.5)
+
+
+@pytest.mark.parametrize("lr", [np.float64(0.1), np.int64(3), 0.1, np.float32(0.1), 2])
+@pytest.mark.parametrize("fused", [True, False])
+def test_the_update_computes_in_the_type_numpy_makes_of_lr_times_grad(lr, fused):
+    """A NumPy float64 lr makes `lr * grad` of float32 gradients float64: fnn.SGD subtracts
+    in float64 and rounds once; the flat update multiplied into a float32 buffer, rounding
+    twice (other bits). An np.int64 lr, which fnn.SGD takes, was refused."""
+    rng = np.random.default_rng(6)
+    w0, x0 = rng.standard_normal(64), rng.standard_normal(64)
+    twin = Tensor(w0, requires_grad=True, dtype=np.float32)
+    x = Tensor(x0, dtype=np.float32)
+    w = Tensor(w0, requires_grad=True, dtype=np.float32)
+    step = compile(lambda: (w * x * w).sum(), lr=lr if fused else None)
+    for i in range(4):
+        twin.grad = w.grad = None
+        (twin * x * twin).sum().backward()
+        fnn.SGD([twin], lr).step()
+        step()
+        if not fused:
+            step.sgd(lr)
+        assert w.data.dtype == np.float32
+        assert np.array_equal(w.data, twin.data), i

@@ -667,6 +667,7 @@ class _Program:
         self.fast_built = False
         self.fast_call: Callable[[tuple, dict], Tensor | None] | None = None
         self.fast_sgd: Callable[[float], bool] | None = None
+        self.lr_fits: dict[type, bool] = {}  # type(lr) -> `update_fits`
 
     def check_storage(self) -> bool:
         """Copy the data of parameters whose `.data` was replaced into the flat storage; False,
@@ -702,6 +703,16 @@ class _Program:
         for s, i in self.delivered:
             store = stores[s]
             store.params[i].grad = store.grads[i]
+
+    def update_fits(self, lr: Any) -> bool:
+        """Whether `lr * grad` keeps each store's dtype, as the update over the flat storage
+        computes it (else the caller updates as `fnn.SGD` does: in the wider type, then cast)."""
+        fits = self.lr_fits.get(type(lr))
+        if fits is None:
+            fits = self.lr_fits[type(lr)] = all(
+                np.result_type(lr, st.flat.dtype) == st.flat.dtype for st in self.stores
+            )
+        return fits
 
     def sgd(self, lr: float) -> bool:
         """The update over the flat storage; False (nothing done) if some `.grad` is no longer
@@ -877,6 +888,8 @@ def _fast_path(
     guard, the program's lines (`step`'s body, reading the guard's names for its inputs), the
     gradients handed over and, with `compile(lr=...)`, the update."""
     program.fast_built = True
+    if compiled.lr is not None and not program.update_fits(compiled.lr):
+        return  # (a NumPy scalar lr that widens the update: `sgd` updates as fnn.SGD does)
     w = _FastPath()
     # `watched`: anomaly mode or a tracer, in one read, where the engine keeps it
     w.refuse("__mode.watched" if _WATCHED else "__mode.tracer is not None or __mode.anomaly")
@@ -1628,6 +1641,7 @@ class Compiled:
         self._last: _Program | None = None
         self._eager_params: list[Tensor] | None = None
         self._checked_lr: Any = None  # the last lr checked (by identity)
+        self._weak_lr = False  # whether it is a Python number
         self._fast: Callable[[tuple, dict], Tensor | None] | None = None
         self._fast_sgd: Callable[[float], bool] | None = None
         self._lock = threading.RLock()
@@ -1730,7 +1744,7 @@ class Compiled:
             cost = program.run(found, program.param_lists)
             program.deliver()
             if self.lr is not None:
-                program.sgd(self.lr)  # the gradients are the ones just delivered
+                self.sgd(self.lr)  # the gradients are the ones just delivered
         return _result(cost, program.cost_name)
 
     def sgd(self, lr: float) -> None:
@@ -1739,14 +1753,15 @@ class Compiled:
         if lr is not self._checked_lr:
             _check_lr(lr)
             self._checked_lr = lr
+            self._weak_lr = type(lr) is float or type(lr) is int  # takes the gradients' dtype
         fast = self._fast_sgd
-        if fast is not None and fast(lr):
+        if fast is not None and self._weak_lr and fast(lr):
             return
         with self._lock:
             program = self._last
             if self._eager_params is None and program is None:
                 raise RuntimeError("sgd: call the compiled function first")
-            if self._eager_params is None:
+            if self._eager_params is None and program.update_fits(lr):
                 if program.fast_sgd is not None and program.fast_sgd(lr):
                     return
                 if program.check_storage() and program.sgd(lr):
@@ -1835,7 +1850,7 @@ class Compiled:
         self._last, self._eager_params = program, None
         self._fast = self._fast_sgd = None
         if self.lr is not None:
-            program.sgd(self.lr)
+            self.sgd(self.lr)
         return _result(cost._array, cost.name)
 
 
@@ -1846,11 +1861,13 @@ def _result(cost: np.ndarray, name: str | None) -> Tensor:
     return out
 
 
-def _check_lr(lr: Any) -> float:
-    number = isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool)
+def _check_lr(lr: Any) -> Any:
+    """`lr` itself, if it is a finite number; its type is kept, since the update computes in
+    the type NumPy makes of `lr * grad` (a NumPy float64 scalar makes float32 gradients float64)."""
+    number = isinstance(lr, (int, float, np.floating, np.integer)) and not isinstance(lr, bool)
     if not number or not math.isfinite(lr):
         raise ValueError(f"compile: lr must be a finite number, got {lr!r}")
-    return float(lr)
+    return lr
 
 
 def compile(fn: Callable[..., Tensor] | None = None, *, lr: float | None = None) -> Any:
