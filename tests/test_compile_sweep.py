@@ -223,6 +223,82 @@ def test_in_place_layout_changes_of_captured_data_retrace():
         compare(build, calls=4, lr=0.5)
 
 
+SCALE = 2.0  # rebound by the test below
+SCALED = Tensor(np.ones(3), requires_grad=True)
+
+
+def scaled_cost() -> Tensor:
+    return (SCALED * SCALE).sum()
+
+
+def test_a_global_rebound_to_a_new_number_never_replays_another_numbers_program():
+    """A captured number was keyed by its id alone: once the float a program was traced with
+    died, a new float could get its address and replay that program (about half of the calls
+    here gave the old number's cost)."""
+    global SCALE
+    step = compile(scaled_cost)
+    for i in range(100):
+        SCALE = float(i % 7) + 0.5  # a new float object, often at a freed address
+        SCALED.grad = None
+        got = step()
+        assert np.array_equal(got.data, np.asarray(3 * SCALE)), i
+        assert np.array_equal(SCALED.grad.data, np.full(3, SCALE)), i
+    assert step.traces == 7  # keyed by value: the same number again is the same program
+    SCALE = 2.0
+
+
+def test_numbers_and_arrays_inside_a_captured_container_are_part_of_the_signature():
+    """A number or array one level inside a captured dict or object was not in the key: the
+    program kept the value it was traced with."""
+    rng = np.random.default_rng(7)
+    x0 = rng.standard_normal(3)
+
+    def build():
+        w = Tensor(np.ones(3), requires_grad=True)
+        cfg = {"scale": 2.0, "x": x0.copy()}
+
+        def mutate(i: int) -> None:
+            w.grad = None
+            if i == 2:
+                cfg["scale"] = 5.0
+            if i == 3:
+                cfg["x"] = x0 * 3  # a new array; an array changed in place is a constant, as
+            if i == 4:  # in jax.jit
+                cfg["scale"] = -0.0
+
+        return lambda: (w * cfg["scale"] + w * cfg["x"]).sum(), [w], mutate
+
+    step = compare(build, calls=6)
+    assert step.traces == 4
+
+
+def test_a_default_argument_tensor_is_read_at_every_call():
+    """Defaults were not walked: a Tensor there was a constant of the program, its data
+    replaced or edited in place unnoticed; a parameter there is now allowed too."""
+    rng = np.random.default_rng(8)
+    x0 = rng.standard_normal((2, 3))
+
+    def build():
+        w = Tensor(np.ones(3), requires_grad=True)
+        x = Tensor(x0)
+
+        def cost(x: Tensor = x, *, w: Tensor = w) -> Tensor:
+            return (x * w).mean()
+
+        def mutate(i: int) -> None:
+            w.grad = None
+            if i == 2:
+                x.data = x0 + 1
+            if i == 3:
+                x.data[0, 0] = 7.0
+            if i == 4:
+                x.data = x0[:1]
+
+        return cost, [w], mutate
+
+    compare(build, calls=6, lr=0.5)
+
+
 # ----- behaviour that was right: held here so that it stays right
 
 

@@ -27,8 +27,11 @@ anything else takes the general path.
 
 What the program reads each call, and what it freezes:
 - Tensors passed as arguments, or captured through the names the function uses (its closure
-  cells and the globals it names, and one level into a dict, list, tuple or object found there),
-  are read afresh each call; replacing one with another Tensor traces again. Tensors that require
+  cells, its default arguments and the globals it names, and one level into a dict, list, tuple
+  or object found there), are read afresh each call; replacing one with another Tensor traces
+  again. Other values captured so are part of the signature: numbers and strings by value,
+  anything else (an array, say) by identity, held so that its id is not reused; an array changed
+  in place is a constant, as in `jax.jit`. Tensors that require
   grad are the parameters: each one must be reachable this way (else tracing stops with an
   error), since a parameter reached otherwise could be replaced without `compile` noticing.
 - Everything else the function makes (numbers, `Tensor(np.ones(...))`, random draws) is a
@@ -298,9 +301,42 @@ def _captured_key(x: Tensor) -> tuple:
     return (id(x), a.shape, a.dtype, a.strides, rg, _grad_key(x) if rg else None)
 
 
+_SCALARS = (int, float, complex, bool, str, bytes, type(None))
+
+
+def _is_scalar(x: Any) -> bool:
+    return type(x) in _SCALARS or isinstance(x, np.generic)
+
+
+class _Held:
+    """A key part that compares by identity and holds its object, so that the id cannot be
+    reused by another object while the key lives (an id alone was: a global rebound to a new
+    float could get the address of one a program was traced with, and replay that program)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _Held and other.obj is self.obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+
+def _value_key(x: Any) -> Any:
+    """A captured value that is neither a Tensor nor walked: a number or string by value (with
+    a zero's sign), anything else by identity."""
+    if _is_scalar(x):
+        return (type(x), x, _zero_sign(x))
+    return _Held(x)
+
+
 def _walk_captured(x: Any, found: list, parts: list) -> None:
     """Key a captured value: a Tensor by `_captured_key`; a dict, list, tuple or plain object by
-    the Tensors one level inside; anything else by identity."""
+    what is one level inside (Tensors, numbers and strings by value, anything else by
+    identity); anything else by `_value_key`."""
     kind = type(x)
     if kind is Tensor:
         found.append(x)
@@ -311,7 +347,7 @@ def _walk_captured(x: Any, found: list, parts: list) -> None:
     elif kind is list or kind is tuple:
         values = x
     elif isinstance(x, _SKIP) or not hasattr(x, "__dict__"):
-        parts.append(id(x))
+        parts.append(_value_key(x))
         return
     else:
         values = vars(x).values()
@@ -320,6 +356,8 @@ def _walk_captured(x: Any, found: list, parts: list) -> None:
         if type(v) is Tensor:
             found.append(v)
             parts.append(_captured_key(v))
+        else:
+            parts.append(_value_key(v))
 
 
 # ----- lowering: one line of NumPy per operation
@@ -813,13 +851,17 @@ class _FastPath:
                 self.lines.append(f"{item} = {expr}[{self.const(k) if kind is dict else k}]")
                 self.argument(item, v, depth + 1)
         else:
-            value = self.const(x)
-            self.refuse(f"type({expr}) is not {self.const(kind)}")
-            sign = _zero_sign(x)
-            same = f"{expr} == {value}" + (
-                f" and repr({expr}) == {self.const(sign)}" if sign is not None else ""
-            )
-            self.refuse(f"{expr} is not {value} and not ({same})")  # as the key's ==
+            self.value(expr, x)
+
+    def value(self, expr: str, x: Any) -> None:
+        """The same value as `x` (of its type, a zero of its sign), as the key's `==`."""
+        value = self.const(x)
+        self.refuse(f"type({expr}) is not {self.const(type(x))}")
+        sign = _zero_sign(x)
+        same = f"{expr} == {value}" + (
+            f" and repr({expr}) == {self.const(sign)}" if sign is not None else ""
+        )
+        self.refuse(f"{expr} is not {value} and not ({same})")
 
     def layout(self, expr: str, array: np.ndarray) -> None:
         a = self.local()
@@ -840,7 +882,10 @@ class _FastPath:
         elif kind is list or kind is tuple:
             values, items = expr, list(x)
         elif isinstance(x, _SKIP) or not hasattr(x, "__dict__"):
-            self.same_object(expr, x)
+            if _is_scalar(x):
+                self.value(expr, x)
+            else:
+                self.same_object(expr, x)
             return
         else:
             values, items = f"vars({expr}).values()", list(vars(x).values())
@@ -859,8 +904,10 @@ class _FastPath:
                 self.found.append(name)
                 self.same_object(name, v)
                 self.tensor_flags(name, v)
+            elif _is_scalar(v):
+                self.value(name, v)
             else:
-                self.refuse(f"type({name}) is __Tensor")
+                self.same_object(name, v)
 
     def tensor_flags(self, expr: str, t: Tensor) -> None:
         """What the key reads of a captured Tensor besides its identity. A parameter's layout is
@@ -915,6 +962,15 @@ def _fast_path(
         name = w.local()
         w.lines.append(f"{name} = {w.const(cell)}.cell_contents")
         w.captured(name, x)
+    func = compiled._func
+    if func is not None and func.__defaults__ is None and func.__kwdefaults__ is None:
+        f = w.const(func)
+        w.refuse(f"{f}.__defaults__ is not None or {f}.__kwdefaults__ is not None")
+    elif func is not None:
+        for attribute in ("__defaults__", "__kwdefaults__"):
+            name = w.local()
+            w.lines.append(f"{name} = {w.const(func)}.{attribute}")
+            w.captured(name, getattr(func, attribute))
     g = compiled._globals
     for global_name in compiled._global_names:
         x = g.get(global_name)
@@ -1648,6 +1704,8 @@ class Compiled:
         func = getattr(fn, "__func__", fn)
         code = getattr(func, "__code__", None)
         self._cells = [c for c in (getattr(func, "__closure__", None) or ())]
+        # default arguments are captured values too (a default Tensor is read at every call)
+        self._func = func if isinstance(func, types.FunctionType) else None
         self._globals = getattr(func, "__globals__", {})
         names = _global_names(code) if code is not None else []
         # Functions, classes and modules the code names are taken as they are now, as in jax.jit:
@@ -1704,6 +1762,10 @@ class Compiled:
             except ValueError:  # a free variable not assigned yet
                 continue
             _walk_captured(x, found, parts)
+        func = self._func
+        if func is not None:
+            _walk_captured(func.__defaults__, found, parts)
+            _walk_captured(func.__kwdefaults__, found, parts)
         g = self._globals
         for name in self._global_names:
             x = g.get(name)
