@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from tinygrad_fnn import compile, fnn
+from tinygrad_fnn import TraceError, compile, fnn
 from tinygrad_fnn.engine import Tensor, no_grad
 
 Build = Callable[[], tuple[Callable[[], Tensor], list[Tensor], Callable[[int], None]]]
@@ -297,6 +297,67 @@ def test_a_default_argument_tensor_is_read_at_every_call():
         return cost, [w], mutate
 
     compare(build, calls=6, lr=0.5)
+
+
+class Holder:
+    def __init__(self, **attributes: Any) -> None:
+        vars(self).update(attributes)
+
+
+def deep_costs(w: Tensor, x: Tensor) -> dict[str, Callable[[], Tensor]]:
+    """Cost functions that reach the constant `x` two or more levels deep."""
+    in_dict = {"data": {"x": x}}
+    in_object = Holder(data=Holder(x=x))
+    in_list = [[x]]
+    return {
+        "dict": lambda: (w * in_dict["data"]["x"]).sum(),
+        "object": lambda: (w * in_object.data.x).sum(),
+        "list": lambda: (w * in_list[0][0]).sum(),
+        "default": lambda pair=((x,),): (w * pair[0][0]).sum(),
+    }
+
+
+@pytest.mark.parametrize("nest", ["dict", "object", "list", "default"])
+def test_a_constant_two_levels_deep_is_a_trace_error_not_a_frozen_copy(nest):
+    """A Tensor two containers deep was copied into the program as a constant: replacing it,
+    or its data, kept the old values. The key cannot walk every depth cheaply, so tracing now
+    refuses it by name, as it refuses a parameter reached that way."""
+    w = Tensor(np.ones(3), requires_grad=True)
+    x = Tensor(np.arange(3.0))
+    with pytest.raises(TraceError, match="two or more .* levels deep"):
+        compile(deep_costs(w, x)[nest])()
+    one_level = {"x": x}
+    w.grad = None
+    compile(lambda: (w * one_level["x"]).sum())()  # one level deep: read at every call
+    assert np.array_equal(w.grad.data, x.data)
+
+
+def test_a_partial_reads_its_tensors_at_every_call():
+    """The arguments bound by functools.partial were not looked at: a parameter there was an
+    error, a constant there a frozen copy."""
+
+    def cost(w: Tensor, x: Tensor, scale: float) -> Tensor:
+        return (w * x * scale).sum()
+
+    rng = np.random.default_rng(9)
+    x0 = rng.standard_normal(3)
+
+    def build():
+        w, x = Tensor(np.ones(3), requires_grad=True), Tensor(x0)
+        settings = {"scale": 2.0}
+        fn = functools.partial(cost, w, x, **settings)
+
+        def mutate(i: int) -> None:
+            w.grad = None
+            if i == 2:
+                x.data = x0 * 4
+            if i == 3:
+                fn.keywords["scale"] = 3.0
+
+        return fn, [w], mutate
+
+    step = compare(build, calls=5, lr=0.5)
+    assert step.traces == 2
 
 
 # ----- behaviour that was right: held here so that it stays right

@@ -31,7 +31,9 @@ What the program reads each call, and what it freezes:
   or object found there), are read afresh each call; replacing one with another Tensor traces
   again. Other values captured so are part of the signature: numbers and strings by value,
   anything else (an array, say) by identity, held so that its id is not reused; an array changed
-  in place is a constant, as in `jax.jit`. Tensors that require
+  in place is a constant, as in `jax.jit`. The arguments a `functools.partial` binds are
+  captured values too. A Tensor deeper than one level is not looked at: using one is an error
+  while tracing (`TraceError`), since its replacement could not be noticed. Tensors that require
   grad are the parameters: each one must be reachable this way (else tracing stops with an
   error), since a parameter reached otherwise could be replaced without `compile` noticing.
 - Everything else the function makes (numbers, `Tensor(np.ones(...))`, random draws) is a
@@ -169,6 +171,7 @@ class _Tracer:
         self.gradient_of: dict[int, Tensor] = {}  # id(gradient Tensor) -> the tensor it is of
         self.outputs: set[int] = set()  # ids of the recorded operations' results
         self.seen: set[int] = set()  # ids of the leaves operations have read so far
+        self.deep: set[int] = set()  # ids of Tensors (and arrays) too deep to key (`_deep_tensors`)
 
     def poison(self, t: Tensor) -> None:
         data = t._array
@@ -201,7 +204,17 @@ class _Tracer:
             "and read values from what the compiled call returns"
         )
 
+    def too_deep(self, t: Tensor) -> TraceError:
+        return TraceError(
+            f"compile: {_describe(t)} is reached by {self.name} two or more dict, list, tuple "
+            "or object levels deep in what it captures, where its signature does not look: its "
+            "data (or its replacement) would be frozen into the program. Keep it at most one "
+            "level deep (say, in a dict the function names), or pass it as an argument"
+        )
+
     def made(self, tensor: Tensor, source: Any) -> None:
+        if id(source) in self.deep:
+            raise self.too_deep(tensor)
         index = self.arg_arrays.get(id(source))
         if index is not None:
             self.made_from[id(tensor)] = index
@@ -302,6 +315,41 @@ def _captured_key(x: Tensor) -> tuple:
 
 
 _SCALARS = (int, float, complex, bool, str, bytes, type(None))
+
+
+def _items(x: Any) -> Any:
+    """What the signature walks inside a captured value: a container's items, an object's
+    attributes."""
+    kind = type(x)
+    if kind is dict:
+        return x.values()
+    if kind is list or kind is tuple:
+        return x
+    if isinstance(x, _SKIP) or kind is Tensor or not hasattr(x, "__dict__"):
+        return ()
+    return vars(x).values()
+
+
+def _deep_tensors(roots: list, found: list, depth: int = 4, budget: int = 10_000) -> set[int]:
+    """Ids of the Tensors (and of their arrays) two or more levels inside captured values,
+    where the signature does not look, up to `depth` levels and `budget` values: tracing
+    refuses to freeze one into the program as a constant."""
+    known = {id(t) for t in found}
+    deep: set[int] = set()
+    seen: set[int] = set()
+    stack = [(v, 1) for root in roots for v in _items(root)]
+    while stack and budget > 0:
+        x, level = stack.pop()
+        budget -= 1
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if type(x) is Tensor:
+            if level > 1 and id(x) not in known:
+                deep.update((id(x), id(x._array)))
+        elif level < depth:
+            stack.extend((v, level + 1) for v in _items(x))
+    return deep
 
 
 def _is_scalar(x: Any) -> bool:
@@ -982,6 +1030,12 @@ def _fast_path(
             w.captured(name, x)
     if compiled._bound is not None:
         w.captured(w.const(compiled._bound), compiled._bound)
+    if compiled._partial is not None:
+        partial = w.const(compiled._partial)
+        for attribute in ("args", "keywords"):
+            name = w.local()
+            w.lines.append(f"{name} = {partial}.{attribute}")
+            w.captured(name, getattr(compiled._partial, attribute))
     if not w.ok or len(found) != len(w.found):
         return
     ids = [id(x) for x in found]
@@ -1300,6 +1354,8 @@ class _Lowering:
             if array.dtype != data.dtype or array.strides != data.strides:
                 v.kind = "convert"  # Tensor(x, dtype=...) converts, into a buffer made once
                 v.array = np.empty_like(data)
+        elif id(t) in self.tracer.deep:
+            raise self.tracer.too_deep(t)
         elif id(t) in self.old_grads:
             s, i = self.old_grads[id(t)]
             v = _Value("input", data)
@@ -1701,7 +1757,10 @@ class Compiled:
         self._fast: Callable[[tuple, dict], Tensor | None] | None = None
         self._fast_sgd: Callable[[float], bool] | None = None
         self._lock = threading.RLock()
-        func = getattr(fn, "__func__", fn)
+        # functools.partial: its arguments are captured values, its function is what is read
+        self._partial = fn if type(fn) is functools.partial else None
+        target = fn.func if self._partial is not None else fn
+        func = getattr(target, "__func__", target)
         code = getattr(func, "__code__", None)
         self._cells = [c for c in (getattr(func, "__closure__", None) or ())]
         # default arguments are captured values too (a default Tensor is read at every call)
@@ -1718,7 +1777,7 @@ class Compiled:
             or n not in self._globals
             and n not in _BUILTINS
         ]
-        self._bound = getattr(fn, "__self__", None)
+        self._bound = getattr(target, "__self__", None)
         self._name = getattr(fn, "__qualname__", repr(fn))
 
     MAX_PROGRAMS = 16
@@ -1747,6 +1806,22 @@ class Compiled:
             raise RuntimeError("compile: nothing is compiled before the first call")
         return self._last.source
 
+    def _roots(self) -> list:
+        """The values the function captures (what `_signature` walks one level into)."""
+        roots = []
+        for cell in self._cells:
+            try:
+                roots.append(cell.cell_contents)
+            except ValueError:
+                pass
+        if self._func is not None:
+            roots += [self._func.__defaults__, self._func.__kwdefaults__]
+        roots += [self._globals.get(name) for name in self._global_names]
+        roots.append(self._bound)
+        if self._partial is not None:
+            roots += [self._partial.args, self._partial.keywords]
+        return roots
+
     def _signature(self, args: tuple, kwargs: dict) -> tuple[tuple, list]:
         found: list = []
         parts: list = [_mode.grad_enabled]
@@ -1773,6 +1848,9 @@ class Compiled:
                 _walk_captured(x, found, parts)
         if self._bound is not None:
             _walk_captured(self._bound, found, parts)
+        if self._partial is not None:
+            _walk_captured(self._partial.args, found, parts)
+            _walk_captured(self._partial.keywords, found, parts)
         if len({id(x) for x in found}) < len(found):  # one object in two places: read once
             ids = [id(x) for x in found]
             parts.append(tuple(ids.index(i) for i in ids))
@@ -1875,6 +1953,7 @@ class Compiled:
             k: _substitute(kwargs[k], traced_arrays, arg_views, counter) for k in sorted(kwargs)
         }
         tracer = _Tracer(self._name, arg_views)
+        tracer.deep = _deep_tensors(self._roots(), found)
         for k, t in enumerate(found):
             if type(t) is Tensor and not isinstance(t._array, _Traced):
                 tracer.poison(t)
