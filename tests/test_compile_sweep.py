@@ -6,6 +6,7 @@ included. The oracle is the eager engine itself."""
 from __future__ import annotations
 
 import functools
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -358,6 +359,39 @@ def test_a_partial_reads_its_tensors_at_every_call():
 
     step = compare(build, calls=5, lr=0.5)
     assert step.traces == 2
+
+
+def test_another_thread_uses_shared_tensors_plainly_while_one_traces():
+    """Tracing marks the arrays of the tensors it reads; another thread doing NumPy work on
+    the same tensors (`np.mean(X.data)`) got the tracer's TraceError, though it traced
+    nothing."""
+    w = Tensor(np.arange(9.0).reshape(3, 3), requires_grad=True)
+    x = Tensor(np.ones((3, 3)))
+    tracing, done = threading.Event(), threading.Event()
+    seen: list = []
+
+    def cost() -> Tensor:
+        tracing.set()
+        assert done.wait(10)  # the other thread works while this one traces
+        return (w @ x).sum()
+
+    def other() -> None:
+        assert tracing.wait(10)
+        try:
+            seen.append(float(np.mean(x.data)))
+            seen.append((w @ x).sum().item())
+            seen.append(float(w.data[1, 1]) + w.data.tolist()[2][2])
+        except Exception as error:  # the failure this test is about
+            seen.append(error)
+        done.set()
+
+    thread = threading.Thread(target=other)
+    thread.start()
+    got = compile(cost)()
+    thread.join()
+    want = float((np.arange(9.0).reshape(3, 3) @ np.ones((3, 3))).sum())
+    assert seen == [1.0, want, 12.0]
+    assert np.array_equal(got.data, np.asarray(want))
 
 
 # ----- behaviour that was right: held here so that it stays right

@@ -114,47 +114,51 @@ def _escape(what: str) -> TraceError:
 
 class _Traced(np.ndarray):
     """The array of a traced tensor while `compile` traces: NumPy calls on it are allowed only
-    inside an operation's `forward`."""
+    inside an operation's `forward`, in the thread that traces (`_mode` is per thread: another
+    thread that meets the array, its parameters being shared, uses it as a plain array)."""
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         if any(isinstance(x, Tensor) for x in inputs):
             return NotImplemented  # `array * tensor`: the Tensor's dispatch records it
-        if not _inside_operation():
+        if _mode.tracer is not None and not _inside_operation():
             raise _escape(f"np.{ufunc.__name__}")
         if "out" in kwargs:
             kwargs["out"] = tuple(_plain(o) for o in kwargs["out"])
         return getattr(ufunc, method)(*[_plain(x) for x in inputs], **kwargs)
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
-        if not _inside_operation():
+        if _mode.tracer is not None and not _inside_operation():
             raise _escape(f"np.{func.__name__}")
         return super().__array_function__(func, types, args, kwargs)
 
     def __getitem__(self, index: Any) -> Any:
-        if not _inside_operation():
+        if _mode.tracer is not None and not _inside_operation():
             raise _escape("indexing")
         return super().__getitem__(index)
 
-    def _refuse(self, what: str) -> Any:
+    def _refuse(self, what: str) -> np.ndarray:
+        """The plain array, outside the thread that traces; there, an error."""
+        if _mode.tracer is None:
+            return self.view(np.ndarray)
         raise _escape(what)
 
     def __float__(self) -> float:
-        return self._refuse("float()")
+        return float(self._refuse("float()"))
 
     def __int__(self) -> int:
-        return self._refuse("int()")
+        return int(self._refuse("int()"))
 
     def __bool__(self) -> bool:
-        return self._refuse("bool()")
+        return bool(self._refuse("bool()"))
 
     def __index__(self) -> int:
-        return self._refuse("an index")
+        return self._refuse("an index").__index__()
 
     def item(self, *args: Any) -> Any:
-        return self._refuse(".item()")
+        return self._refuse(".item()").item(*args)
 
     def tolist(self) -> Any:
-        return self._refuse(".tolist()")
+        return self._refuse(".tolist()").tolist()
 
 
 # ----- the tracer: the hooks the engine calls while `_mode.tracer` is set
