@@ -37,7 +37,8 @@ What the program reads each call, and what it freezes:
   grad are the parameters: each one must be reachable this way (else tracing stops with an
   error), since a parameter reached otherwise could be replaced without `compile` noticing.
 - Everything else the function makes (numbers, `Tensor(np.ones(...))`, random draws) is a
-  constant of the program, as in `jax.jit`.
+  constant of the program, as in `jax.jit`; and its Python side effects (appending to a list,
+  keeping an intermediate Tensor, printing) happen when it traces, not at the calls after.
 - Anything that would freeze a value computed from traced data into the program is an error
   while tracing (`TraceError`): `.item()`, `float()`, `bool()`, `.numpy()`, `np.asarray()` of a
   traced tensor, NumPy calls on `.data` of traced tensors outside a recorded operation
