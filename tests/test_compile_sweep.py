@@ -55,7 +55,8 @@ def compare(build: Build, calls: int = 5, lr: float | None = None) -> Callable:
             with no_grad():
                 for p in pe:  # the parameters: what requires grad (a stale `.grad` of a
                     if p.requires_grad and p.grad is not None:  # constant is not one)
-                        p.data = p.data - lr * p.grad.data
+                        data = p.data  # in place, as fnn.SGD
+                        data -= lr * p.grad.data
         return state(cost, pe)
 
     for i in range(calls):
@@ -392,6 +393,50 @@ def test_another_thread_uses_shared_tensors_plainly_while_one_traces():
     want = float((np.arange(9.0).reshape(3, 3) @ np.ones((3, 3))).sum())
     assert seen == [1.0, want, 12.0]
     assert np.array_equal(got.data, np.asarray(want))
+
+
+@pytest.mark.parametrize("how", ["kept from before", "assigned and kept", "a view"])
+def test_a_parameter_array_a_caller_sees_stays_the_parameters_data(how):
+    """Compiling moved every parameter's values into flat storage and rebound `.data`: an
+    array the caller still held (`d = w.data` before the first call, or `w.data = a` with `a`
+    kept, or a view of a larger array) was cut loose, so editing it in place changed nothing
+    and the update no longer reached it. Eager updates that very array in place. Now an array
+    someone else sees stays the parameter's data, its values copied in and out at each call."""
+    rng = np.random.default_rng(10)
+    w0, x0 = rng.standard_normal(4), rng.standard_normal(4)
+
+    def build():
+        w = Tensor(w0, requires_grad=True)
+        x = Tensor(x0)
+        big = np.zeros((3, 4))
+        seen = {"array": w.data}
+
+        def mutate(i: int) -> None:
+            w.grad = None
+            if i == 1 and how == "assigned and kept":
+                seen["array"] = np.full(4, 0.5)
+                w.data = seen["array"]
+            if i == 1 and how == "a view":
+                big[1] = 0.25
+                w.data = big[1]
+                seen["array"] = big
+            if i >= 2:
+                seen["array"][...] += 1.0  # edited in place: eager's w sees it
+
+        return lambda: (w * x * w).sum(), [w], mutate
+
+    compare(build, calls=5, lr=0.25)
+
+
+def test_an_array_only_the_parameter_holds_is_still_moved_into_flat_storage():
+    w = Tensor(np.arange(4.0), requires_grad=True)
+    step = compile(lambda: (w * w).sum(), lr=0.5)
+    step()
+    w.data = np.ones(4)  # nobody else holds it: copied in, the fast update applies
+    w.grad = None
+    step()
+    assert np.array_equal(w.data, np.ones(4) - 0.5 * 2 * np.ones(4))
+    assert w.data.base is step._last.stores[0].flat
 
 
 # ----- behaviour that was right: held here so that it stays right

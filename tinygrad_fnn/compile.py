@@ -27,7 +27,8 @@ anything else takes the general path.
 
 What the program reads each call, and what it freezes:
 - Tensors passed as arguments, or captured through the names the function uses (its closure
-  cells, its default arguments and the globals it names, and one level into a dict, list, tuple
+  cells, its default arguments if it has some, and the globals it names, and one level into a
+  dict, list, tuple
   or object found there), are read afresh each call; replacing one with another Tensor traces
   again. Other values captured so are part of the signature: numbers and strings by value,
   anything else (an array, say) by identity, held so that its id is not reused; an array changed
@@ -47,12 +48,14 @@ What the program reads each call, and what it freezes:
 
 Storage. Compiling rebinds each parameter's `.data` to a view into one flat array per dtype
 (values copied once; rebinding `.data` later is noticed and copied in), so that `step.sgd(lr)`
-updates every parameter in two NumPy calls. Gradients left in `.grad` are read-only views into
-a flat gradient array that the next call reuses, unless something still holds a previous
-gradient Tensor, its array (`p.grad.data`) or a view of that: then the next call writes into
-fresh storage, so no gradient a caller kept is ever overwritten. The cost returned is a new
-array at each call. A compiled function is not re-entrant; calls from several threads are
-serialised by a lock.
+updates every parameter in two NumPy calls. An array that something else sees (a caller keeps
+it, or it is a view of another array) stays the parameter's `.data`, as in eager: its values are
+copied into the flat array at each call and the update copied back. Gradients left in `.grad`
+are read-only views into a flat gradient array that the next call reuses, unless something still
+holds a previous gradient Tensor, its array (`p.grad.data`) or a view of that: then the next
+call writes into fresh storage, so no gradient a caller kept is ever overwritten. The cost
+returned is a new array at each call. A compiled function is not re-entrant; calls from several
+threads are serialised by a lock.
 """
 
 from __future__ import annotations
@@ -697,28 +700,28 @@ class _FlatStore:
         self.handed = list(self.views)  # replaced by `adopt`
         self.tmp = np.empty_like(self.flat)
         for i in range(len(params)):
-            self.adopt(i)
+            self.adopt(i)  # (one kept elsewhere is found by `_Program.check_storage`)
         self.new_gradients()
 
     def _view(self, flat: np.ndarray, i: int) -> np.ndarray:
         return flat[self.offsets[i] : self.offsets[i + 1]].reshape(self.params[i].shape)
 
-    def adopt(self, i: int) -> None:
+    def adopt(self, i: int) -> bool:
         """Copy parameter i's current values into the flat array and make its data a new view
-        of it."""
+        of it; unless something else sees its array (a caller keeps it, or it is a view of
+        another array): the parameter then keeps that array, and True says that the update
+        must be copied back into it (`_Program.sync_back`), as eager updates it in place."""
         p, view = self.params[i], self.views[i]
         if p._array.shape != view.shape or p._array.dtype != view.dtype:  # (the key tells them)
             raise RuntimeError(
                 f"compile: {_describe(p)} no longer fits the program traced for it "
                 f"({view.shape} {view.dtype}); this is a bug of `compile`"
             )
-        if not p._array.flags.writeable and id(p._array) in engine._locks:
-            raise RuntimeError(
-                f"compile: cannot move {_describe(p)} into flat storage: a recorded graph still "
-                "needs its data; call backward() on that graph first"
-            )
         np.copyto(view, p._array)
+        if p._array.base is not None or _array_references(p) > _ALONE:
+            return True
         p._array = self.handed[i] = view.view()
+        return False
 
     def fits(self, i: int) -> bool:
         """Whether parameter i's data, replaced or reshaped in place, has its view's layout."""
@@ -759,6 +762,7 @@ class _Program:
         self.fast_call: Callable[[tuple, dict], Tensor | None] | None = None
         self.fast_sgd: Callable[[float], bool] | None = None
         self.lr_fits: dict[type, bool] = {}  # type(lr) -> `update_fits`
+        self.kept: list[tuple[_FlatStore, int]] = []  # parameters that keep their own array
 
     def check_storage(self) -> bool:
         """Copy the data of parameters whose `.data` was replaced into the flat storage; False,
@@ -772,11 +776,21 @@ class _Program:
         ]
         if not all(store.fits(i) for _, store, i in changed):
             return False
+        kept = []
         for s, store, i in changed:
-            store.adopt(i)
-            if f"__H{s}_{i}" in self.namespace:  # the fast path's name of it
+            if store.adopt(i):
+                kept.append((store, i))
+            elif f"__H{s}_{i}" in self.namespace:  # the fast path's name of it
                 self.namespace[f"__H{s}_{i}"] = store.handed[i]
+        self.kept[:] = kept  # (the same list: the fast path reads it)
         return True
+
+    def sync_back(self) -> None:
+        """Copy the updated values into the arrays parameters kept (`_FlatStore.adopt`)."""
+        for store, i in self.kept:
+            p = store.params[i]
+            if p._array is not store.handed[i]:
+                np.copyto(p._array, store.views[i])
 
     def check_gradients(self) -> None:
         """Write into fresh gradient storage if a caller still holds the previous gradients."""
@@ -818,6 +832,8 @@ class _Program:
         for store in stores:
             np.multiply(store.gflat, lr, out=store.tmp)
             np.subtract(store.flat, store.tmp, out=store.flat)
+        if self.kept:
+            self.sync_back()
         return True
 
     def refuse_locked(self) -> None:
@@ -1016,10 +1032,7 @@ def _fast_path(
         w.lines.append(f"{name} = {w.const(cell)}.cell_contents")
         w.captured(name, x)
     func = compiled._func
-    if func is not None and func.__defaults__ is None and func.__kwdefaults__ is None:
-        f = w.const(func)
-        w.refuse(f"{f}.__defaults__ is not None or {f}.__kwdefaults__ is not None")
-    elif func is not None:
+    if func is not None:
         for attribute in ("__defaults__", "__kwdefaults__"):
             name = w.local()
             w.lines.append(f"{name} = {w.const(func)}.{attribute}")
@@ -1058,6 +1071,7 @@ def _fast_path(
     ns.update(__mode=_mode, __G=g, __Tensor=Tensor, __ndarray=np.ndarray, __lock=compiled._lock)
     ns.update(__acquire=compiled._lock.acquire, __release=compiled._lock.release)
     ns.update(__getrefcount=sys.getrefcount, __check_storage=program.check_storage)
+    ns.update(__kept=program.kept, __sync_back=program.sync_back)
     ns.update(__check_gradients=program.check_gradients, __wrap=Tensor._wrap, __grad_key=_grad_key)
     ns.update(
         __NAME=program.cost_name,
@@ -1142,6 +1156,7 @@ def _fast_path(
             f"__multiply(__S{s}.gflat, __LR{s}, out=__tmp{s}_out)",
             f"__subtract(__flat{s}, __tmp{s}, out=__flat{s}_out)",
         ]
+    update += ["if __kept:", "    __sync_back()"]
     call = [
         "def __call(args, kwargs):",
         "    __acquire()  # (a `with` block costs 80 ns more a call)",
@@ -1181,7 +1196,7 @@ def _fast_path(
             f"        __multiply(__S{s}.gflat, lr, out=__S{s}.tmp)",
             f"        __subtract(__S{s}.flat, __S{s}.tmp, out=__S{s}.flat)",
         ]
-    sgd.append("    return True")
+    sgd += ["        if __kept:", "            __sync_back()", "    return True"]
     source = "\n".join(call + ["", ""] + sgd) + "\n"
     filename = f"<compiled fast path of {compiled._name} #{next(_PROGRAM_NUMBERS)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
@@ -1202,6 +1217,14 @@ def _references(params: list[Tensor], grads: list[Tensor]) -> tuple[int, int]:
         if n > most_array:
             most_array = n
     return most, most_array
+
+
+def _array_references(p: Tensor) -> int:
+    return sys.getrefcount(p._array)
+
+
+# What `_array_references` counts for an array only its Tensor holds.
+_ALONE = _array_references(Tensor._wrap(np.zeros(1)))
 
 
 class _Slot:
@@ -1768,8 +1791,10 @@ class Compiled:
         func = getattr(target, "__func__", target)
         code = getattr(func, "__code__", None)
         self._cells = [c for c in (getattr(func, "__closure__", None) or ())]
-        # default arguments are captured values too (a default Tensor is read at every call)
-        self._func = func if isinstance(func, types.FunctionType) else None
+        # default arguments are captured values too (a default Tensor is read at every call),
+        # if the function has some (defaults set on it later are not looked at)
+        plain = isinstance(func, types.FunctionType)
+        self._func = func if plain and (func.__defaults__ or func.__kwdefaults__) else None
         self._globals = getattr(func, "__globals__", {})
         names = _global_names(code) if code is not None else []
         # Functions, classes and modules the code names are taken as they are now, as in jax.jit:
