@@ -437,6 +437,9 @@ def test_an_array_only_the_parameter_holds_is_still_moved_into_flat_storage():
     step()
     assert np.array_equal(w.data, np.ones(4) - 0.5 * 2 * np.ones(4))
     assert w.data.base is step._last.stores[0].flat
+    step()  # `.grad` held: another program, whose storage takes the parameter over
+    assert step.traces == 2
+    assert w.data.base is step._last.stores[0].flat and not step._last.kept
 
 
 # ----- behaviour that was right: held here so that it stays right

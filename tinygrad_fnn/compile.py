@@ -72,6 +72,7 @@ import re
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -695,6 +696,7 @@ class _FlatStore:
         dtype = params[0].dtype
         sizes = [p.size for p in params]
         self.flat = np.empty(sum(sizes), dtype)
+        _FLATS[id(self.flat)] = self.flat
         self.offsets = np.cumsum([0, *sizes]).tolist()
         self.views = [self._view(self.flat, i) for i in range(len(params))]
         self.handed = list(self.views)  # replaced by `adopt`
@@ -718,7 +720,10 @@ class _FlatStore:
                 f"({view.shape} {view.dtype}); this is a bug of `compile`"
             )
         np.copyto(view, p._array)
-        if p._array.base is not None or _array_references(p) > _ALONE:
+        base = p._array.base
+        if base is None and _array_references(p) > _ALONE:
+            return True
+        if base is not None and _FLATS.get(id(base)) is not base:  # (not another program's)
             return True
         p._array = self.handed[i] = view.view()
         return False
@@ -1222,6 +1227,9 @@ def _references(params: list[Tensor], grads: list[Tensor]) -> tuple[int, int]:
 def _array_references(p: Tensor) -> int:
     return sys.getrefcount(p._array)
 
+
+# The flat parameter arrays of every program: a parameter's data viewing one is compile's own.
+_FLATS: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictionary()
 
 # What `_array_references` counts for an array only its Tensor holds.
 _ALONE = _array_references(Tensor._wrap(np.zeros(1)))
