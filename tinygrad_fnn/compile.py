@@ -14,22 +14,32 @@ backward walk.
 
 The signature (a new one traces again, as `jax.jit` does): the shapes, dtypes and strides of the
 Tensor and array arguments (dicts, lists and tuples of them are walked), the values of the other
-arguments, the identity of every Tensor the function captures (see below) and the shape, dtype
-and strides of its data (`.data = ...` may replace it), which parameters have a `.grad` already
-(backward accumulates into it), and the grad mode. Under `detect_anomaly()` the step runs
-eagerly, so that an anomaly names its operation. A call like the last one does
-not build the key: one generated function (`_FastPath`) holds a guard that reads the same things
-and compares each with what it was (half a microsecond), the program's lines, the handing over of
-the gradients and, with `compile(fn, lr=...)`, the update; anything else takes the general path.
+arguments (and the sign of a zero: 1 / -0.0 is -inf), the identity of every Tensor the function
+captures (see below), the shape, dtype and strides of its data (`.data = ...` may replace it, or
+`.data.shape = ...` change it in place) and whether it requires grad, the shape and dtype of the
+`.grad` a parameter has already (backward accumulates into it; one that cannot take the sum is
+eager's error; a `.grad` that is not a Tensor is refused, as PyTorch does), and the grad mode.
+Under `detect_anomaly()` the step runs eagerly, so that an anomaly names its operation. A call
+like the last one does not build the key: one generated function (`_FastPath`) holds a guard
+that reads the same things and compares each with what it was (half a microsecond), the
+program's lines, the handing over of the gradients and, with `compile(fn, lr=...)`, the update;
+anything else takes the general path.
 
 What the program reads each call, and what it freezes:
 - Tensors passed as arguments, or captured through the names the function uses (its closure
-  cells and the globals it names, and one level into a dict, list, tuple or object found there),
-  are read afresh each call; replacing one with another Tensor traces again. Tensors that require
+  cells, its default arguments if it has some, and the globals it names, and one level into a
+  dict, list, tuple
+  or object found there), are read afresh each call; replacing one with another Tensor traces
+  again. Other values captured so are part of the signature: numbers and strings by value,
+  anything else (an array, say) by identity, held so that its id is not reused; an array changed
+  in place is a constant, as in `jax.jit`. The arguments a `functools.partial` binds are
+  captured values too. A Tensor deeper than one level is not looked at: using one is an error
+  while tracing (`TraceError`), since its replacement could not be noticed. Tensors that require
   grad are the parameters: each one must be reachable this way (else tracing stops with an
   error), since a parameter reached otherwise could be replaced without `compile` noticing.
 - Everything else the function makes (numbers, `Tensor(np.ones(...))`, random draws) is a
-  constant of the program, as in `jax.jit`.
+  constant of the program, as in `jax.jit`; and its Python side effects (appending to a list,
+  keeping an intermediate Tensor, printing) happen when it traces, not at the calls after.
 - Anything that would freeze a value computed from traced data into the program is an error
   while tracing (`TraceError`): `.item()`, `float()`, `bool()`, `.numpy()`, `np.asarray()` of a
   traced tensor, NumPy calls on `.data` of traced tensors outside a recorded operation
@@ -38,11 +48,14 @@ What the program reads each call, and what it freezes:
 
 Storage. Compiling rebinds each parameter's `.data` to a view into one flat array per dtype
 (values copied once; rebinding `.data` later is noticed and copied in), so that `step.sgd(lr)`
-updates every parameter in two NumPy calls. Gradients left in `.grad` are read-only views into
-a flat gradient array that the next call reuses, unless something still holds the previous
-gradient Tensors: then the next call writes into fresh storage, so no gradient a caller kept is
-ever overwritten. The cost returned is a new array at each call. A compiled function is not
-re-entrant; calls from several threads are serialised by a lock.
+updates every parameter in two NumPy calls. An array that something else sees (a caller keeps
+it, or it is a view of another array) stays the parameter's `.data`, as in eager: its values are
+copied into the flat array at each call and the update copied back. Gradients left in `.grad`
+are read-only views into a flat gradient array that the next call reuses, unless something still
+holds a previous gradient Tensor, its array (`p.grad.data`) or a view of that: then the next
+call writes into fresh storage, so no gradient a caller kept is ever overwritten. The cost
+returned is a new array at each call. A compiled function is not re-entrant; calls from several
+threads are serialised by a lock.
 """
 
 from __future__ import annotations
@@ -59,6 +72,7 @@ import re
 import sys
 import threading
 import types
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -105,47 +119,51 @@ def _escape(what: str) -> TraceError:
 
 class _Traced(np.ndarray):
     """The array of a traced tensor while `compile` traces: NumPy calls on it are allowed only
-    inside an operation's `forward`."""
+    inside an operation's `forward`, in the thread that traces (`_mode` is per thread: another
+    thread that meets the array, its parameters being shared, uses it as a plain array)."""
 
     def __array_ufunc__(self, ufunc: np.ufunc, method: str, *inputs: Any, **kwargs: Any) -> Any:
         if any(isinstance(x, Tensor) for x in inputs):
             return NotImplemented  # `array * tensor`: the Tensor's dispatch records it
-        if not _inside_operation():
+        if _mode.tracer is not None and not _inside_operation():
             raise _escape(f"np.{ufunc.__name__}")
         if "out" in kwargs:
             kwargs["out"] = tuple(_plain(o) for o in kwargs["out"])
         return getattr(ufunc, method)(*[_plain(x) for x in inputs], **kwargs)
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
-        if not _inside_operation():
+        if _mode.tracer is not None and not _inside_operation():
             raise _escape(f"np.{func.__name__}")
         return super().__array_function__(func, types, args, kwargs)
 
     def __getitem__(self, index: Any) -> Any:
-        if not _inside_operation():
+        if _mode.tracer is not None and not _inside_operation():
             raise _escape("indexing")
         return super().__getitem__(index)
 
-    def _refuse(self, what: str) -> Any:
+    def _refuse(self, what: str) -> np.ndarray:
+        """The plain array, outside the thread that traces; there, an error."""
+        if _mode.tracer is None:
+            return self.view(np.ndarray)
         raise _escape(what)
 
     def __float__(self) -> float:
-        return self._refuse("float()")
+        return float(self._refuse("float()"))
 
     def __int__(self) -> int:
-        return self._refuse("int()")
+        return int(self._refuse("int()"))
 
     def __bool__(self) -> bool:
-        return self._refuse("bool()")
+        return bool(self._refuse("bool()"))
 
     def __index__(self) -> int:
-        return self._refuse("an index")
+        return self._refuse("an index").__index__()
 
     def item(self, *args: Any) -> Any:
-        return self._refuse(".item()")
+        return self._refuse(".item()").item(*args)
 
     def tolist(self) -> Any:
-        return self._refuse(".tolist()")
+        return self._refuse(".tolist()").tolist()
 
 
 # ----- the tracer: the hooks the engine calls while `_mode.tracer` is set
@@ -162,6 +180,7 @@ class _Tracer:
         self.gradient_of: dict[int, Tensor] = {}  # id(gradient Tensor) -> the tensor it is of
         self.outputs: set[int] = set()  # ids of the recorded operations' results
         self.seen: set[int] = set()  # ids of the leaves operations have read so far
+        self.deep: set[int] = set()  # ids of Tensors (and arrays) too deep to key (`_deep_tensors`)
 
     def poison(self, t: Tensor) -> None:
         data = t._array
@@ -194,7 +213,17 @@ class _Tracer:
             "and read values from what the compiled call returns"
         )
 
+    def too_deep(self, t: Tensor) -> TraceError:
+        return TraceError(
+            f"compile: {_describe(t)} is reached by {self.name} two or more dict, list, tuple "
+            "or object levels deep in what it captures, where its signature does not look: its "
+            "data (or its replacement) would be frozen into the program. Keep it at most one "
+            "level deep (say, in a dict the function names), or pass it as an argument"
+        )
+
     def made(self, tensor: Tensor, source: Any) -> None:
+        if id(source) in self.deep:
+            raise self.too_deep(tensor)
         index = self.arg_arrays.get(id(source))
         if index is not None:
             self.made_from[id(tensor)] = index
@@ -242,7 +271,8 @@ def _walk_argument(x: Any, found: list, parts: list, depth: int = 0) -> None:
         found.append(x)
         data = x._array
         rg = x.requires_grad
-        parts.append((id(x) if rg else None, data.shape, data.dtype, data.strides, x.grad is None))
+        grad = _grad_key(x) if rg else x.grad is None
+        parts.append((id(x) if rg else None, data.shape, data.dtype, data.strides, grad))
     elif kind is np.ndarray:
         found.append(x)
         parts.append(("array", x.shape, x.dtype, x.strides))
@@ -261,23 +291,109 @@ def _walk_argument(x: Any, found: list, parts: list, depth: int = 0) -> None:
                 f"compile: an argument of type {kind.__name__} is neither a Tensor, an array, a "
                 "dict, list or tuple of them, nor a hashable value that could key the program"
             ) from None
-        parts.append((kind, x))
+        parts.append((kind, x, _zero_sign(x)))
+
+
+def _zero_sign(x: Any) -> str | None:
+    """For a zero float, its repr: -0.0 == 0.0 and they hash alike, yet 1 / x tells them apart
+    (as a nan's repr tells nothing: nan != nan keys a new program unless it is one object)."""
+    if isinstance(x, (float, complex, np.inexact)) and x == 0:
+        return repr(x)
+    return None
 
 
 _BUILTINS = set(dir(builtins))
 
 
+def _grad_key(p: Tensor) -> tuple | None:
+    """A parameter's `.grad` in the key: None, or what decides whether backward can add to it
+    (set by hand, it may have another shape or dtype: eager then raises)."""
+    g = p.grad
+    if g is None:
+        return None
+    return (type(g), getattr(g, "shape", None), getattr(g, "dtype", None))
+
+
 def _captured_key(x: Tensor) -> tuple:
     """A captured Tensor's part of the key: its identity, the layout of its data (which
-    `.data = ...` may replace by an array of another shape or dtype) and, for a parameter,
-    whether it holds a `.grad`."""
+    `.data = ...` may replace by an array of another shape or dtype), whether it requires grad
+    and, for a parameter, its `.grad`."""
     a = x._array
-    return (id(x), a.shape, a.dtype, a.strides, x.requires_grad and x.grad is None)
+    rg = x.requires_grad
+    return (id(x), a.shape, a.dtype, a.strides, rg, _grad_key(x) if rg else None)
+
+
+_SCALARS = (int, float, complex, bool, str, bytes, type(None))
+
+
+def _items(x: Any) -> Any:
+    """What the signature walks inside a captured value: a container's items, an object's
+    attributes."""
+    kind = type(x)
+    if kind is dict:
+        return x.values()
+    if kind is list or kind is tuple:
+        return x
+    if isinstance(x, _SKIP) or kind is Tensor or not hasattr(x, "__dict__"):
+        return ()
+    return vars(x).values()
+
+
+def _deep_tensors(roots: list, found: list, depth: int = 4, budget: int = 10_000) -> set[int]:
+    """Ids of the Tensors (and of their arrays) two or more levels inside captured values,
+    where the signature does not look, up to `depth` levels and `budget` values: tracing
+    refuses to freeze one into the program as a constant."""
+    known = {id(t) for t in found}
+    deep: set[int] = set()
+    seen: set[int] = set()
+    stack = [(v, 1) for root in roots for v in _items(root)]
+    while stack and budget > 0:
+        x, level = stack.pop()
+        budget -= 1
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        if type(x) is Tensor:
+            if level > 1 and id(x) not in known:
+                deep.update((id(x), id(x._array)))
+        elif level < depth:
+            stack.extend((v, level + 1) for v in _items(x))
+    return deep
+
+
+def _is_scalar(x: Any) -> bool:
+    return type(x) in _SCALARS or isinstance(x, np.generic)
+
+
+class _Held:
+    """A key part that compares by identity and holds its object, so that the id cannot be
+    reused by another object while the key lives (an id alone was: a global rebound to a new
+    float could get the address of one a program was traced with, and replay that program)."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: Any) -> None:
+        self.obj = obj
+
+    def __eq__(self, other: object) -> bool:
+        return type(other) is _Held and other.obj is self.obj
+
+    def __hash__(self) -> int:
+        return id(self.obj)
+
+
+def _value_key(x: Any) -> Any:
+    """A captured value that is neither a Tensor nor walked: a number or string by value (with
+    a zero's sign), anything else by identity."""
+    if _is_scalar(x):
+        return (type(x), x, _zero_sign(x))
+    return _Held(x)
 
 
 def _walk_captured(x: Any, found: list, parts: list) -> None:
     """Key a captured value: a Tensor by `_captured_key`; a dict, list, tuple or plain object by
-    the Tensors one level inside; anything else by identity."""
+    what is one level inside (Tensors, numbers and strings by value, anything else by
+    identity); anything else by `_value_key`."""
     kind = type(x)
     if kind is Tensor:
         found.append(x)
@@ -288,7 +404,7 @@ def _walk_captured(x: Any, found: list, parts: list) -> None:
     elif kind is list or kind is tuple:
         values = x
     elif isinstance(x, _SKIP) or not hasattr(x, "__dict__"):
-        parts.append(id(x))
+        parts.append(_value_key(x))
         return
     else:
         values = vars(x).values()
@@ -297,6 +413,8 @@ def _walk_captured(x: Any, found: list, parts: list) -> None:
         if type(v) is Tensor:
             found.append(v)
             parts.append(_captured_key(v))
+        else:
+            parts.append(_value_key(v))
 
 
 # ----- lowering: one line of NumPy per operation
@@ -568,38 +686,52 @@ class _Line:
 
 
 class _FlatStore:
-    """Parameters of one dtype as views into one flat array, and their gradients likewise."""
+    """Parameters of one dtype as views into one flat array, and their gradients likewise. The
+    program reads its own views (`views`); each parameter's `.data` is another view of the same
+    memory (`handed`), so that what a caller does to that array object in place (`.shape = `)
+    cannot reach the program's."""
 
     def __init__(self, params: list[Tensor]) -> None:
         self.params = params
         dtype = params[0].dtype
         sizes = [p.size for p in params]
         self.flat = np.empty(sum(sizes), dtype)
+        _FLATS[id(self.flat)] = self.flat
         self.offsets = np.cumsum([0, *sizes]).tolist()
         self.views = [self._view(self.flat, i) for i in range(len(params))]
+        self.handed = list(self.views)  # replaced by `adopt`
         self.tmp = np.empty_like(self.flat)
         for i in range(len(params)):
-            self.adopt(i)
+            self.adopt(i)  # (one kept elsewhere is found by `_Program.check_storage`)
         self.new_gradients()
 
     def _view(self, flat: np.ndarray, i: int) -> np.ndarray:
         return flat[self.offsets[i] : self.offsets[i + 1]].reshape(self.params[i].shape)
 
-    def adopt(self, i: int) -> None:
-        """Copy parameter i's current values into the flat array and make its data a view."""
+    def adopt(self, i: int) -> bool:
+        """Copy parameter i's current values into the flat array and make its data a new view
+        of it; unless something else sees its array (a caller keeps it, or it is a view of
+        another array): the parameter then keeps that array, and True says that the update
+        must be copied back into it (`_Program.sync_back`), as eager updates it in place."""
         p, view = self.params[i], self.views[i]
         if p._array.shape != view.shape or p._array.dtype != view.dtype:  # (the key tells them)
             raise RuntimeError(
                 f"compile: {_describe(p)} no longer fits the program traced for it "
                 f"({view.shape} {view.dtype}); this is a bug of `compile`"
             )
-        if not p._array.flags.writeable and id(p._array) in engine._locks:
-            raise RuntimeError(
-                f"compile: cannot move {_describe(p)} into flat storage: a recorded graph still "
-                "needs its data; call backward() on that graph first"
-            )
         np.copyto(view, p._array)
-        p._array = view
+        base = p._array.base
+        if base is None and _array_references(p) > _ALONE:
+            return True
+        if base is not None and _FLATS.get(id(base)) is not base:  # (not another program's)
+            return True
+        p._array = self.handed[i] = view.view()
+        return False
+
+    def fits(self, i: int) -> bool:
+        """Whether parameter i's data, replaced or reshaped in place, has its view's layout."""
+        data, view = self.params[i]._array, self.views[i]
+        return data.shape == view.shape and data.dtype == view.dtype
 
     def new_gradients(self) -> None:
         """Fresh gradient storage (zeros: a parameter no gradient reaches does not move)."""
@@ -609,6 +741,8 @@ class _FlatStore:
         for v in readonly:
             v.setflags(False)
         self.grads = [Tensor._wrap(v) for v in readonly]
+        # the references to the storage when no caller holds a view of it (as `_held` counts)
+        self.unheld = sys.getrefcount(self.gflat)
 
 
 class _Program:
@@ -632,28 +766,41 @@ class _Program:
         self.fast_built = False
         self.fast_call: Callable[[tuple, dict], Tensor | None] | None = None
         self.fast_sgd: Callable[[float], bool] | None = None
+        self.lr_fits: dict[type, bool] = {}  # type(lr) -> `update_fits`
+        self.kept: list[tuple[_FlatStore, int]] = []  # parameters that keep their own array
 
     def check_storage(self) -> bool:
         """Copy the data of parameters whose `.data` was replaced into the flat storage; False,
-        copying nothing, if new data has another shape or dtype (the program is not theirs)."""
-        replaced = [
-            (store, i)
-            for store in self.stores
-            for i, (p, view) in enumerate(zip(store.params, store.views))
-            if p._array is not view
+        copying nothing, if new data has another shape or dtype, or the array handed out was
+        reshaped in place (the program is not theirs)."""
+        changed = [
+            (s, store, i)
+            for s, store in enumerate(self.stores)
+            for i, (p, handed) in enumerate(zip(store.params, store.handed))
+            if p._array is not handed or handed.shape != store.views[i].shape
         ]
-        for store, i in replaced:
-            data, view = store.params[i]._array, store.views[i]
-            if data.shape != view.shape or data.dtype != view.dtype:
-                return False
-        for store, i in replaced:
-            store.adopt(i)
+        if not all(store.fits(i) for _, store, i in changed):
+            return False
+        kept = []
+        for s, store, i in changed:
+            if store.adopt(i):
+                kept.append((store, i))
+            elif f"__H{s}_{i}" in self.namespace:  # the fast path's name of it
+                self.namespace[f"__H{s}_{i}"] = store.handed[i]
+        self.kept[:] = kept  # (the same list: the fast path reads it)
         return True
+
+    def sync_back(self) -> None:
+        """Copy the updated values into the arrays parameters kept (`_FlatStore.adopt`)."""
+        for store, i in self.kept:
+            p = store.params[i]
+            if p._array is not store.handed[i]:
+                np.copyto(p._array, store.views[i])
 
     def check_gradients(self) -> None:
         """Write into fresh gradient storage if a caller still holds the previous gradients."""
         for s, store in enumerate(self.stores):
-            if _held(store.params, store.grads):
+            if _held(store):
                 store.new_gradients()
                 for name, ps, i in self.pinned:
                     if ps == s:
@@ -666,6 +813,16 @@ class _Program:
         for s, i in self.delivered:
             store = stores[s]
             store.params[i].grad = store.grads[i]
+
+    def update_fits(self, lr: Any) -> bool:
+        """Whether `lr * grad` keeps each store's dtype, as the update over the flat storage
+        computes it (else the caller updates as `fnn.SGD` does: in the wider type, then cast)."""
+        fits = self.lr_fits.get(type(lr))
+        if fits is None:
+            fits = self.lr_fits[type(lr)] = all(
+                np.result_type(lr, st.flat.dtype) == st.flat.dtype for st in self.stores
+            )
+        return fits
 
     def sgd(self, lr: float) -> bool:
         """The update over the flat storage; False (nothing done) if some `.grad` is no longer
@@ -680,6 +837,8 @@ class _Program:
         for store in stores:
             np.multiply(store.gflat, lr, out=store.tmp)
             np.subtract(store.flat, store.tmp, out=store.flat)
+        if self.kept:
+            self.sync_back()
         return True
 
     def refuse_locked(self) -> None:
@@ -766,9 +925,17 @@ class _FastPath:
                 self.lines.append(f"{item} = {expr}[{self.const(k) if kind is dict else k}]")
                 self.argument(item, v, depth + 1)
         else:
-            value = self.const(x)
-            self.refuse(f"type({expr}) is not {self.const(kind)}")
-            self.refuse(f"{expr} is not {value} and not ({expr} == {value})")  # as the key's ==
+            self.value(expr, x)
+
+    def value(self, expr: str, x: Any) -> None:
+        """The same value as `x` (of its type, a zero of its sign), as the key's `==`."""
+        value = self.const(x)
+        self.refuse(f"type({expr}) is not {self.const(type(x))}")
+        sign = _zero_sign(x)
+        same = f"{expr} == {value}" + (
+            f" and repr({expr}) == {self.const(sign)}" if sign is not None else ""
+        )
+        self.refuse(f"{expr} is not {value} and not ({same})")
 
     def layout(self, expr: str, array: np.ndarray) -> None:
         a = self.local()
@@ -789,7 +956,10 @@ class _FastPath:
         elif kind is list or kind is tuple:
             values, items = expr, list(x)
         elif isinstance(x, _SKIP) or not hasattr(x, "__dict__"):
-            self.same_object(expr, x)
+            if _is_scalar(x):
+                self.value(expr, x)
+            else:
+                self.same_object(expr, x)
             return
         else:
             values, items = f"vars({expr}).values()", list(vars(x).values())
@@ -808,8 +978,10 @@ class _FastPath:
                 self.found.append(name)
                 self.same_object(name, v)
                 self.tensor_flags(name, v)
+            elif _is_scalar(v):
+                self.value(name, v)
             else:
-                self.refuse(f"type({name}) is __Tensor")
+                self.same_object(name, v)
 
     def tensor_flags(self, expr: str, t: Tensor) -> None:
         """What the key reads of a captured Tensor besides its identity. A parameter's layout is
@@ -837,6 +1009,8 @@ def _fast_path(
     guard, the program's lines (`step`'s body, reading the guard's names for its inputs), the
     gradients handed over and, with `compile(lr=...)`, the update."""
     program.fast_built = True
+    if compiled.lr is not None and not program.update_fits(compiled.lr):
+        return  # (a NumPy scalar lr that widens the update: `sgd` updates as fnn.SGD does)
     w = _FastPath()
     # `watched`: anomaly mode or a tracer, in one read, where the engine keeps it
     w.refuse("__mode.watched" if _WATCHED else "__mode.tracer is not None or __mode.anomaly")
@@ -862,6 +1036,12 @@ def _fast_path(
         name = w.local()
         w.lines.append(f"{name} = {w.const(cell)}.cell_contents")
         w.captured(name, x)
+    func = compiled._func
+    if func is not None:
+        for attribute in ("__defaults__", "__kwdefaults__"):
+            name = w.local()
+            w.lines.append(f"{name} = {w.const(func)}.{attribute}")
+            w.captured(name, getattr(func, attribute))
     g = compiled._globals
     for global_name in compiled._global_names:
         x = g.get(global_name)
@@ -873,6 +1053,12 @@ def _fast_path(
             w.captured(name, x)
     if compiled._bound is not None:
         w.captured(w.const(compiled._bound), compiled._bound)
+    if compiled._partial is not None:
+        partial = w.const(compiled._partial)
+        for attribute in ("args", "keywords"):
+            name = w.local()
+            w.lines.append(f"{name} = {partial}.{attribute}")
+            w.captured(name, getattr(compiled._partial, attribute))
     if not w.ok or len(found) != len(w.found):
         return
     ids = [id(x) for x in found]
@@ -890,8 +1076,14 @@ def _fast_path(
     ns.update(__mode=_mode, __G=g, __Tensor=Tensor, __ndarray=np.ndarray, __lock=compiled._lock)
     ns.update(__acquire=compiled._lock.acquire, __release=compiled._lock.release)
     ns.update(__getrefcount=sys.getrefcount, __check_storage=program.check_storage)
-    ns.update(__check_gradients=program.check_gradients, __wrap=Tensor._wrap)
-    ns.update(__NAME=program.cost_name, __UNHELD=_UNHELD_FAST, __locks=engine._locks)
+    ns.update(__kept=program.kept, __sync_back=program.sync_back)
+    ns.update(__check_gradients=program.check_gradients, __wrap=Tensor._wrap, __grad_key=_grad_key)
+    ns.update(
+        __NAME=program.cost_name,
+        __UNHELD=_UNHELD_FAST,
+        __UNHELD_ARRAY=_UNHELD_FAST_ARRAY,
+        __locks=engine._locks,
+    )
     ns.update(__multiply=np.multiply, __subtract=np.subtract, __locked=program.refuse_locked)
     if _EXTOBJ is not None:
         ns.update(__errstate_set=_EXTOBJ.set, __errstate_get=_EXTOBJ.get)
@@ -907,13 +1099,28 @@ def _fast_path(
         if compiled.lr is not None:  # the number NumPy makes of the Python float (NEP 50), once
             ns[f"__LR{s}"] = np.asarray(compiled.lr, store.flat.dtype)
         for i, p in enumerate(store.params):
-            ns[f"__P{s}_{i}"], ns[f"__V{s}_{i}"] = p, store.views[i]
-            moved.append(f"__P{s}_{i}._array is not __V{s}_{i}")
+            # the array handed out as `.data`: replaced (`.data = ...`) or reshaped in place (a
+            # float dtype set in place changes the shape too)
+            ns[f"__P{s}_{i}"], ns[f"__H{s}_{i}"] = p, store.handed[i]
+            ns[f"__shape{s}_{i}"] = store.views[i].shape
+            moved.append(
+                f"__P{s}_{i}._array is not __H{s}_{i} or __H{s}_{i}.shape != __shape{s}_{i}"
+            )
 
     def storage(bail: str) -> list[str]:  # a replaced parameter of another layout: bail out
         return [f"if ({' or '.join(moved)}) and not __check_storage():", f"    return {bail}"]
 
     grads = [f"__g{s} = __S{s}.grads" for s in range(len(stores))]
+    replaced = []  # a `.grad` set by hand where the program adds to one must fit (identity first)
+    for s, st in enumerate(stores):
+        for i, p in enumerate(st.params):
+            if p.grad is not None:
+                ns[f"__GK{s}_{i}"] = _grad_key(p)
+                replaced += [
+                    f"if __P{s}_{i}.grad is not __g{s}[{i}] and "
+                    f"__grad_key(__P{s}_{i}) != __GK{s}_{i}:",
+                    "    return None",
+                ]
     held = [  # as `_held`, one line per gradient; a `.grad` the guard found None is not it
         f"__getrefcount(__g{s}[{i}]) > __UNHELD"
         if p.grad is None
@@ -921,6 +1128,12 @@ def _fast_path(
         for s, st in enumerate(stores)
         for i, p in enumerate(st.params)
     ]
+    held += [  # `p.grad.data` kept alone, or a view of it
+        f"__getrefcount(__g{s}[{i}]._array) > __UNHELD_ARRAY"
+        for s, st in enumerate(stores)
+        for i in range(len(st.params))
+    ]
+    held += [f"__getrefcount(__S{s}.gflat) > __S{s}.unheld" for s in range(len(stores))]
     delivered = [f"__P{s}_{i}" for s, i in program.delivered]
     gradients = [f"__g{s}[{i}]" for s, i in program.delivered]
 
@@ -948,6 +1161,7 @@ def _fast_path(
             f"__multiply(__S{s}.gflat, __LR{s}, out=__tmp{s}_out)",
             f"__subtract(__flat{s}, __tmp{s}, out=__flat{s}_out)",
         ]
+    update += ["if __kept:", "    __sync_back()"]
     call = [
         "def __call(args, kwargs):",
         "    __acquire()  # (a `with` block costs 80 ns more a call)",
@@ -958,6 +1172,7 @@ def _fast_path(
         "            return None",
         *("        " + line for line in storage("None")),
         *("        " + line for line in grads),
+        *("        " + line for line in replaced),
         f"        if {' or '.join(held)}:",
         "            __check_gradients()",
         *("            " + line for line in grads),
@@ -986,7 +1201,7 @@ def _fast_path(
             f"        __multiply(__S{s}.gflat, lr, out=__S{s}.tmp)",
             f"        __subtract(__S{s}.flat, __S{s}.tmp, out=__S{s}.flat)",
         ]
-    sgd.append("    return True")
+    sgd += ["        if __kept:", "            __sync_back()", "    return True"]
     source = "\n".join(call + ["", ""] + sgd) + "\n"
     filename = f"<compiled fast path of {compiled._name} #{next(_PROGRAM_NUMBERS)}>"
     linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
@@ -995,14 +1210,29 @@ def _fast_path(
     program.fast_call, program.fast_sgd = ns["__call"], ns["__sgd"]
 
 
-def _references(params: list[Tensor], grads: list[Tensor]) -> int:
-    """The most references any of `grads` has, not counting `p.grad`."""
-    most = 0
+def _references(params: list[Tensor], grads: list[Tensor]) -> tuple[int, int]:
+    """The most references any of `grads` has, not counting `p.grad`, and any of their arrays
+    (a caller may keep `p.grad.data` alone)."""
+    most = most_array = 0
     for p, g in zip(params, grads):
         n = sys.getrefcount(g) - (p.grad is g)
         if n > most:
             most = n
-    return most
+        n = sys.getrefcount(g._array)
+        if n > most_array:
+            most_array = n
+    return most, most_array
+
+
+def _array_references(p: Tensor) -> int:
+    return sys.getrefcount(p._array)
+
+
+# The flat parameter arrays of every program: a parameter's data viewing one is compile's own.
+_FLATS: weakref.WeakValueDictionary[int, np.ndarray] = weakref.WeakValueDictionary()
+
+# What `_array_references` counts for an array only its Tensor holds.
+_ALONE = _array_references(Tensor._wrap(np.zeros(1)))
 
 
 class _Slot:
@@ -1016,17 +1246,24 @@ class _Slot:
 _UNHELD = _references([_Slot()], [Tensor._wrap(np.zeros(1))])
 
 
-def _count_first(g0: list[Tensor]) -> int:
-    return sys.getrefcount(g0[0])
+def _count_first(g0: list[Tensor]) -> tuple[int, int]:
+    return sys.getrefcount(g0[0]), sys.getrefcount(g0[0]._array)
 
 
-# The same, as the fast path's `getrefcount(g0[0])` counts it.
-_UNHELD_FAST = _count_first([Tensor._wrap(np.zeros(1))])
+# The same, as the fast path's `getrefcount(g0[0])` and `getrefcount(g0[0]._array)` count them.
+_UNHELD_FAST, _UNHELD_FAST_ARRAY = _count_first([Tensor._wrap(np.zeros(1))])
 
 
-def _held(params: list[Tensor], grads: list[Tensor]) -> bool:
-    """Whether anything beyond `p.grad` still refers to one of the gradient Tensors."""
-    return _references(params, grads) > _UNHELD
+def _held(store: _FlatStore) -> bool:
+    """Whether anything beyond `p.grad` still refers to one of the gradient Tensors, to one of
+    their arrays, or to the gradient storage through a view a caller made of one."""
+    tensors, arrays = _references(store.params, store.grads)
+    unheld_tensors, unheld_arrays = _UNHELD
+    return (
+        tensors > unheld_tensors
+        or arrays > unheld_arrays
+        or sys.getrefcount(store.gflat) > store.unheld
+    )
 
 
 def _identifier(name: str | None, taken: set[str], fallback: str) -> str:
@@ -1153,6 +1390,8 @@ class _Lowering:
             if array.dtype != data.dtype or array.strides != data.strides:
                 v.kind = "convert"  # Tensor(x, dtype=...) converts, into a buffer made once
                 v.array = np.empty_like(data)
+        elif id(t) in self.tracer.deep:
+            raise self.tracer.too_deep(t)
         elif id(t) in self.old_grads:
             s, i = self.old_grads[id(t)]
             v = _Value("input", data)
@@ -1550,12 +1789,20 @@ class Compiled:
         self._last: _Program | None = None
         self._eager_params: list[Tensor] | None = None
         self._checked_lr: Any = None  # the last lr checked (by identity)
+        self._weak_lr = False  # whether it is a Python number
         self._fast: Callable[[tuple, dict], Tensor | None] | None = None
         self._fast_sgd: Callable[[float], bool] | None = None
         self._lock = threading.RLock()
-        func = getattr(fn, "__func__", fn)
+        # functools.partial: its arguments are captured values, its function is what is read
+        self._partial = fn if type(fn) is functools.partial else None
+        target = fn.func if self._partial is not None else fn
+        func = getattr(target, "__func__", target)
         code = getattr(func, "__code__", None)
         self._cells = [c for c in (getattr(func, "__closure__", None) or ())]
+        # default arguments are captured values too (a default Tensor is read at every call),
+        # if the function has some (defaults set on it later are not looked at)
+        plain = isinstance(func, types.FunctionType)
+        self._func = func if plain and (func.__defaults__ or func.__kwdefaults__) else None
         self._globals = getattr(func, "__globals__", {})
         names = _global_names(code) if code is not None else []
         # Functions, classes and modules the code names are taken as they are now, as in jax.jit:
@@ -1568,7 +1815,7 @@ class Compiled:
             or n not in self._globals
             and n not in _BUILTINS
         ]
-        self._bound = getattr(fn, "__self__", None)
+        self._bound = getattr(target, "__self__", None)
         self._name = getattr(fn, "__qualname__", repr(fn))
 
     MAX_PROGRAMS = 16
@@ -1597,6 +1844,22 @@ class Compiled:
             raise RuntimeError("compile: nothing is compiled before the first call")
         return self._last.source
 
+    def _roots(self) -> list:
+        """The values the function captures (what `_signature` walks one level into)."""
+        roots = []
+        for cell in self._cells:
+            try:
+                roots.append(cell.cell_contents)
+            except ValueError:
+                pass
+        if self._func is not None:
+            roots += [self._func.__defaults__, self._func.__kwdefaults__]
+        roots += [self._globals.get(name) for name in self._global_names]
+        roots.append(self._bound)
+        if self._partial is not None:
+            roots += [self._partial.args, self._partial.keywords]
+        return roots
+
     def _signature(self, args: tuple, kwargs: dict) -> tuple[tuple, list]:
         found: list = []
         parts: list = [_mode.grad_enabled]
@@ -1612,6 +1875,10 @@ class Compiled:
             except ValueError:  # a free variable not assigned yet
                 continue
             _walk_captured(x, found, parts)
+        func = self._func
+        if func is not None:
+            _walk_captured(func.__defaults__, found, parts)
+            _walk_captured(func.__kwdefaults__, found, parts)
         g = self._globals
         for name in self._global_names:
             x = g.get(name)
@@ -1619,6 +1886,9 @@ class Compiled:
                 _walk_captured(x, found, parts)
         if self._bound is not None:
             _walk_captured(self._bound, found, parts)
+        if self._partial is not None:
+            _walk_captured(self._partial.args, found, parts)
+            _walk_captured(self._partial.keywords, found, parts)
         if len({id(x) for x in found}) < len(found):  # one object in two places: read once
             ids = [id(x) for x in found]
             parts.append(tuple(ids.index(i) for i in ids))
@@ -1652,7 +1922,7 @@ class Compiled:
             cost = program.run(found, program.param_lists)
             program.deliver()
             if self.lr is not None:
-                program.sgd(self.lr)  # the gradients are the ones just delivered
+                self.sgd(self.lr)  # the gradients are the ones just delivered
         return _result(cost, program.cost_name)
 
     def sgd(self, lr: float) -> None:
@@ -1661,14 +1931,15 @@ class Compiled:
         if lr is not self._checked_lr:
             _check_lr(lr)
             self._checked_lr = lr
+            self._weak_lr = type(lr) is float or type(lr) is int  # takes the gradients' dtype
         fast = self._fast_sgd
-        if fast is not None and fast(lr):
+        if fast is not None and self._weak_lr and fast(lr):
             return
         with self._lock:
             program = self._last
             if self._eager_params is None and program is None:
                 raise RuntimeError("sgd: call the compiled function first")
-            if self._eager_params is None:
+            if self._eager_params is None and program.update_fits(lr):
                 if program.fast_sgd is not None and program.fast_sgd(lr):
                     return
                 if program.check_storage() and program.sgd(lr):
@@ -1701,6 +1972,11 @@ class Compiled:
                         f"compile: {_describe(t)} reached by {self._name} is the result of a "
                         "recorded operation, not a leaf; pass .detach() of it, or a parameter"
                     )
+                if t.grad is not None and type(t.grad) is not Tensor:
+                    raise TypeError(  # as PyTorch: eager would add to it, the program freeze it
+                        f"compile: .grad of {_describe(t)} is a {type(t.grad).__name__}, not a "
+                        "Tensor; set it to a Tensor of its shape and dtype, or to None"
+                    )
                 params.setdefault(id(t), t)
         groups: dict[np.dtype, list[Tensor]] = {}
         for p in params.values():
@@ -1715,6 +1991,7 @@ class Compiled:
             k: _substitute(kwargs[k], traced_arrays, arg_views, counter) for k in sorted(kwargs)
         }
         tracer = _Tracer(self._name, arg_views)
+        tracer.deep = _deep_tensors(self._roots(), found)
         for k, t in enumerate(found):
             if type(t) is Tensor and not isinstance(t._array, _Traced):
                 tracer.poison(t)
@@ -1752,7 +2029,7 @@ class Compiled:
         self._last, self._eager_params = program, None
         self._fast = self._fast_sgd = None
         if self.lr is not None:
-            program.sgd(self.lr)
+            self.sgd(self.lr)
         return _result(cost._array, cost.name)
 
 
@@ -1763,11 +2040,13 @@ def _result(cost: np.ndarray, name: str | None) -> Tensor:
     return out
 
 
-def _check_lr(lr: Any) -> float:
-    number = isinstance(lr, (int, float, np.floating)) and not isinstance(lr, bool)
+def _check_lr(lr: Any) -> Any:
+    """`lr` itself, if it is a finite number; its type is kept, since the update computes in
+    the type NumPy makes of `lr * grad` (a NumPy float64 scalar makes float32 gradients float64)."""
+    number = isinstance(lr, (int, float, np.floating, np.integer)) and not isinstance(lr, bool)
     if not number or not math.isfinite(lr):
         raise ValueError(f"compile: lr must be a finite number, got {lr!r}")
-    return float(lr)
+    return lr
 
 
 def compile(fn: Callable[..., Tensor] | None = None, *, lr: float | None = None) -> Any:
