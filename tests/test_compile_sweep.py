@@ -114,7 +114,7 @@ def test_a_grad_of_another_shape_is_the_eager_error_not_a_broadcast(held):
     compare(build, calls=7)
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float16])
+@pytest.mark.parametrize("dtype", [np.float32])  # (Tensors hold float64 or float32 only)
 def test_a_grad_of_another_dtype_is_the_eager_error_not_a_cast(dtype):
     def build():
         a = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
