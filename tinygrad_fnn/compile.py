@@ -21,7 +21,7 @@ captures (see below), the shape, dtype and strides of its data (`.data = ...` ma
 eager's error; a `.grad` that is not a Tensor is refused, as PyTorch does), and the grad mode.
 Under `detect_anomaly()` the step runs eagerly, so that an anomaly names its operation. A call
 like the last one does not build the key: one generated function (`_FastPath`) holds a guard
-that reads the same things and compares each with what it was (half a microsecond), the
+that reads the same things and compares each with what it was (under a microsecond), the
 program's lines, the handing over of the gradients and, with `compile(fn, lr=...)`, the update;
 anything else takes the general path.
 
