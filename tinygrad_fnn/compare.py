@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -218,14 +219,25 @@ def compare_gradients(
             f"Y must be ({layers[-1]}, {X.shape[1]}) for these parameters "
             f"(one-hot columns when there are several outputs), got {Y.shape}"
         )
-    if _is_tutorial(layers, activation):
-        _, cache = manual.forward_propagation(X, arrays)
-        reference = manual.backpropagation(X, Y, arrays, cache)
-    else:
-        _, cache = manual.deep_forward_propagation(X, arrays, activation)
-        reference = manual.deep_backpropagation(X, Y, arrays, cache, activation)
+    cache, reference = hand_derived(X, Y, arrays, layers, activation)
     ours = engine_gradients(X, Y, arrays, loss, activation)
     return comparison(loss, X, cache, ours, reference, layers, activation)
+
+
+def hand_derived(
+    X: np.ndarray,
+    Y: np.ndarray,
+    arrays: dict[str, np.ndarray],
+    layers: Sequence[int],
+    activation: str,
+) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """The forward cache and the gradients by hand: the tutorial's own code for its network,
+    `manual.deep_backpropagation` for any other."""
+    if _is_tutorial(layers, activation):
+        _, cache = manual.forward_propagation(X, arrays)
+        return cache, manual.backpropagation(X, Y, arrays, cache)
+    _, cache = manual.deep_forward_propagation(X, arrays, activation)
+    return cache, manual.deep_backpropagation(X, Y, arrays, cache, activation)
 
 
 def comparison(

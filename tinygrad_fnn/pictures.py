@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from tinygrad_fnn import datasets, fnn, manual
-from tinygrad_fnn.compare import Comparison, _is_tutorial, comparison
+from tinygrad_fnn.compare import Comparison, _is_tutorial, comparison, hand_derived
 from tinygrad_fnn.engine import Tensor
 from tinygrad_fnn.graph import collect, draw_backward, draw_graph
 from tinygrad_fnn.render import write
@@ -78,12 +78,7 @@ def pass_comparison(
     ours = {f"d{k}": t.grad.data for k, t in parameters.items()}
     intermediates = [f"Z{k}" for k in range(1, L + 1)] + [f"A{k}" for k in range(1, L)]
     ours.update({f"d{k}": m * cache[k].grad.data for k in intermediates})
-    if _is_tutorial(layers, activation):
-        _, reference_cache = manual.forward_propagation(X, arrays)
-        reference = manual.backpropagation(X, Y, arrays, reference_cache)
-    else:
-        _, reference_cache = manual.deep_forward_propagation(X, arrays, activation)
-        reference = manual.deep_backpropagation(X, Y, arrays, reference_cache, activation)
+    reference_cache, reference = hand_derived(X, Y, arrays, layers, activation)
     return comparison(loss, X, reference_cache, ours, reference, layers, activation)
 
 
