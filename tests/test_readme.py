@@ -113,3 +113,11 @@ def test_the_training_table_is_what_train_prints_with_its_defaults(row, capsys):
     printed = dict(re.findall(r"(train|test) accuracy:\s+([\d.]+)%", out))
     assert float(printed["train"]) == pytest.approx(float(train.rstrip("%")), abs=0.05)
     assert float(printed["test"]) == pytest.approx(float(test.rstrip("%")), abs=0.05)
+
+
+def test_every_file_the_readme_links_or_names_as_a_path_exists():
+    links = re.findall(r"\]\(([^)#]+)\)", README)
+    paths = re.findall(r"`((?:tinygrad_fnn|examples|tests|benchmarks|viz)/[\w./]+)`", README)
+    assert len(links) >= 4 and len(paths) >= 10
+    missing = [p for p in links + paths if not (ROOT / p.rstrip("/")).exists()]
+    assert not missing
