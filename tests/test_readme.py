@@ -121,3 +121,22 @@ def test_every_file_the_readme_links_or_names_as_a_path_exists():
     assert len(links) >= 4 and len(paths) >= 10
     missing = [p for p in links + paths if not (ROOT / p.rstrip("/")).exists()]
     assert not missing
+
+
+def test_bench_step_quick_measures_memory_at_the_two_large_sizes_only(monkeypatch, capsys):
+    """The Speed section: `--quick` leaves the memory column empty at the three small sizes.
+    The large sizes are shrunk here to XOR's shape, so only the rule by name is exercised."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_step", ROOT / "benchmarks/bench_step.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert list(bench.SIZES) == ["xor", "moons", "breast_cancer", "medium", "large"]
+    for size in bench.SIZES:
+        monkeypatch.setitem(bench.SIZES, size, (2, 4, 4))
+    quick = bench.run(["xor", "moons", "breast_cancer", "medium", "large"], ["float64"], [], True)
+    assert ["memory" in row for row in quick] == [False, False, False, True, True]
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.endswith("| – |") for line in printed] == [True, True, True, False, False]
+    full = bench.run(["xor"], ["float64"], [], False)
+    assert full[0]["memory"]["compiled"] < full[0]["memory"]["engine"]
