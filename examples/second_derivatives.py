@@ -1,7 +1,8 @@
 """Gradients of gradients: a Hessian-vector product, checked against finite differences.
 
-Because every derivative rule is written in Tensor operations, `create_graph=True` records the
-backward pass itself, and differentiating the gradient again gives second derivatives.
+Every derivative rule is a formula that runs on Tensors as well as on arrays: with
+`create_graph=True` the backward pass runs it on Tensors and so is recorded like any forward
+pass, and differentiating the gradient again gives second derivatives.
 
 Run: python examples/second_derivatives.py
 """

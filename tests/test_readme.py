@@ -1,0 +1,142 @@
+"""The README as a new user reads it: its commands parse, its tables are tables, its Layout names
+every module, its training table is what `tinygrad-fnn train` prints, and its word on dtypes."""
+
+import re
+import shlex
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tinygrad_fnn import Tensor
+from tinygrad_fnn.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parents[1]
+README = (ROOT / "README.md").read_text()
+
+
+def _block_commands() -> list[str]:
+    """Every `tinygrad-fnn …` line in the README's sh blocks, continuations joined, comments cut."""
+    commands = []
+    for block in re.findall(r"```sh\n(.*?)```", README, re.S):
+        for line in block.replace("\\\n", " ").splitlines():
+            line = line.split(" #")[0]
+            if "tinygrad-fnn " in line:
+                commands.append("tinygrad-fnn " + line.rsplit("tinygrad-fnn ", 1)[1])
+    return commands
+
+
+def _inline_commands() -> list[str]:
+    """Every complete `tinygrad-fnn …` command quoted in the text (not the ones with … or <…>)."""
+    spans = (" ".join(s.split()) for s in re.findall(r"`(tinygrad-fnn [^`]*)`", README))
+    return [s for s in spans if "…" not in s and "<" not in s]
+
+
+def test_the_readme_quotes_commands_in_blocks_and_in_the_text():
+    blocks, inline = _block_commands(), _inline_commands()
+    assert "tinygrad-fnn demo" in blocks  # the quick start
+    assert len(blocks) >= 10 and len(inline) >= 8
+    assert "tinygrad-fnn compare --layers 30,16,8,1 --activation tanh" in inline  # across a line
+
+
+@pytest.mark.parametrize("command", sorted(set(_block_commands() + _inline_commands())))
+def test_every_readme_command_is_one_the_cli_accepts(command):
+    """A renamed or removed option in a README command is caught here, not by a new user."""
+    args = shlex.split(command)[1:]
+    parsed = build_parser().parse_args(args)
+    assert parsed.command == args[0]
+
+
+def test_every_readme_table_has_its_header_separator():
+    """A Markdown table without its `|---|` line is shown as plain text."""
+    tables = 0
+    lines = README.splitlines()
+    for i, line in enumerate(lines):
+        starts = line.startswith("|") and (i == 0 or not lines[i - 1].startswith("|"))
+        if starts:
+            tables += 1
+            assert i + 1 < len(lines) and re.fullmatch(r"\|(\s*:?-+:?\s*\|)+", lines[i + 1]), line
+    assert tables >= 8
+
+
+def test_the_layout_names_every_module():
+    layout = README.split("## Layout")[1].split("\n## ")[0]
+    modules = sorted(p.name for p in (ROOT / "tinygrad_fnn").glob("*.py"))
+    missing = [m for m in modules if m not in ("__init__.py", "__main__.py") and m not in layout]
+    assert not missing
+
+
+@pytest.mark.parametrize(
+    "data",
+    [np.float32, np.float16, np.longdouble, np.int8, np.int64, np.uint64, bool],
+)
+def test_data_of_another_real_type_given_without_dtype_becomes_float64(data):
+    values = np.array([[0, 1], [1, 0]]).astype(data)
+    t = Tensor(values)
+    assert t.dtype == np.float64
+    assert t.data.tolist() == [[0.0, 1.0], [1.0, 0.0]]
+    assert Tensor(values.tolist()).dtype == np.float64
+    assert Tensor(values, dtype=np.float32).dtype == np.float32
+
+
+def _training_table() -> list[list[str]]:
+    section = README.split("## Training")[1].split("```")[0]
+    rows = [line.split("|")[1:-1] for line in section.splitlines() if line.startswith("| `")]
+    return [[cell.strip() for cell in row] for row in rows]
+
+
+def test_the_training_table_lists_the_six_data_sets():
+    assert [row[0].split("`")[1] for row in _training_table()] == [
+        "breast_cancer",
+        "xor",
+        "moons",
+        "circles",
+        "spirals",
+        "digits",
+    ]
+
+
+@pytest.mark.parametrize("row", _training_table(), ids=lambda row: row[0].split("`")[1])
+def test_the_training_table_is_what_train_prints_with_its_defaults(row, capsys):
+    """Each row: the data set's defaults (examples, hidden units, epochs, lr) and the accuracies
+    that `tinygrad-fnn train --data NAME` prints with them, seed 0."""
+    name = row[0].split("`")[1]
+    examples, hidden, epochs, lr, train, test = row[1:]
+    assert main(["train", "--data", name, "--print-every", "0"]) == 0
+    out = capsys.readouterr().out
+    header = out.splitlines()[0]
+    m_train, m_test = re.search(r"m=(\d+) train / (\d+) test", header).groups()
+    assert int(m_train) + int(m_test) == int(examples.replace(",", ""))
+    assert f"hidden={hidden}," in header
+    assert f"epochs={epochs.replace(',', '')}," in header
+    assert f"lr={float(lr)}," in header and "loss=fused" in header
+    printed = dict(re.findall(r"(train|test) accuracy:\s+([\d.]+)%", out))
+    assert float(printed["train"]) == pytest.approx(float(train.rstrip("%")), abs=0.05)
+    assert float(printed["test"]) == pytest.approx(float(test.rstrip("%")), abs=0.05)
+
+
+def test_every_file_the_readme_links_or_names_as_a_path_exists():
+    links = re.findall(r"\]\(([^)#]+)\)", README)
+    paths = re.findall(r"`((?:tinygrad_fnn|examples|tests|benchmarks|viz)/[\w./]+)`", README)
+    assert len(links) >= 4 and len(paths) >= 10
+    missing = [p for p in links + paths if not (ROOT / p.rstrip("/")).exists()]
+    assert not missing
+
+
+def test_bench_step_quick_measures_memory_at_the_two_large_sizes_only(monkeypatch, capsys):
+    """The Speed section: `--quick` leaves the memory column empty at the three small sizes.
+    The large sizes are shrunk here to XOR's shape, so only the rule by name is exercised."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_step", ROOT / "benchmarks/bench_step.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert list(bench.SIZES) == ["xor", "moons", "breast_cancer", "medium", "large"]
+    for size in bench.SIZES:
+        monkeypatch.setitem(bench.SIZES, size, (2, 4, 4))
+    quick = bench.run(["xor", "moons", "breast_cancer", "medium", "large"], ["float64"], [], True)
+    assert ["memory" in row for row in quick] == [False, False, False, True, True]
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.endswith("| – |") for line in printed] == [True, True, True, False, False]
+    full = bench.run(["xor"], ["float64"], [], False)
+    assert full[0]["memory"]["compiled"] < full[0]["memory"]["engine"]
