@@ -186,8 +186,11 @@ MISTAKES = [
     (["train", "--lr", "-0.1"], "argument --lr: must be a positive finite number"),
     (["train", "--lr", "fast"], "argument --lr: must be a number, got 'fast'"),
     (["train", "--print-every", "-1"], "argument --print-every: must be 0 or a positive"),
-    ([*T, "--plot", "{d}/out.foo"], "--plot {d}/out.foo: the extension .foo; use one of"),
-    ([*T, "--plot", "{d}/out"], "--plot {d}/out: no extension; use one of"),
+    (
+        [*T, "--plot", "{d}/out.foo"],
+        "--plot {d}/out.foo: the extension .foo is not one it writes; use one of",
+    ),
+    ([*T, "--plot", "{d}/out"], "--plot {d}/out: it has no extension; use one of"),
     ([*T, "--plot", "{d}/nowhere/out.png"], "the folder {d}/nowhere does not exist"),
     ([*T, "--plot", "{d}/pics.png"], "--plot {d}/pics.png: refusing to replace a directory"),
     ([*T, "--save", "{d}/nowhere/p.npz"], "--save {d}/nowhere/p.npz: the folder {d}/nowhere does"),

@@ -1258,3 +1258,20 @@ def test_numpy_work_on_an_array_argument_inside_a_compiled_function_is_refused(u
     step = compile(lambda arr: use(u, arr))
     with pytest.raises(TraceError, match="frozen"):
         step(np.ones((2, 3)))
+
+
+def test_numpy_work_on_an_array_argument_is_an_error_that_says_what_to_do():
+    """The function is given a plain array: NumPy work on it while tracing would freeze the
+    result, and the error says to do it on a Tensor (found by a new user: the message spoke of a
+    traced tensor and of Tensor(...), which the user had not written)."""
+    W = Tensor(np.ones((3, 5)), requires_grad=True)
+    for body in (lambda X: (W @ X.T).sum(), lambda X: (W @ (X * 2).T).sum()):
+        with pytest.raises(TraceError, match=r"Tensor\(X\)"):
+            compile(body)(np.ones((6, 5)))
+    step = compile(lambda X: (W @ Tensor(X).T).sum())  # as the message says
+    for i in range(3):
+        X = np.random.default_rng(i).standard_normal((6, 5))
+        W.grad = None
+        got = step(X)
+        assert np.array_equal(got.data, (W.data @ X.T).sum())
+        assert np.array_equal(W.grad.data, np.ones((3, 6)) @ X)

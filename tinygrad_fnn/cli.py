@@ -298,7 +298,7 @@ def _check_plot(path: Path) -> None:
     formats = _plot_formats()
     ext = path.suffix[1:].lower()
     if ext not in formats:
-        got = f"the extension .{ext}" if ext else "no extension"
+        got = f"the extension .{ext} is not one it writes" if ext else "it has no extension"
         raise CliError(f"--plot {path}: {got}; use one of {', '.join(sorted(formats))}")
     check_target(path, "--plot")
 

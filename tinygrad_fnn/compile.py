@@ -110,10 +110,11 @@ def _plain(x: Any) -> Any:
 
 def _escape(what: str) -> TraceError:
     return TraceError(
-        f"compile: {what} on the data of a traced tensor, outside a recorded operation: the "
-        "result would be frozen into the compiled program. Compute it with Tensor operations "
-        "(inside a derivative rule too: every array operation there must be an operation), "
-        "or take values out after the compiled call"
+        f"compile: {what} on a traced array (an array the function is given, or a traced "
+        "tensor's data), outside a recorded operation: the result would be frozen into the "
+        "compiled program. Do that work before the call, or on Tensors (`Tensor(X)` for an "
+        "array argument; inside a derivative rule too, every array operation must be an "
+        "operation), or take values out after the compiled call"
     )
 
 
@@ -231,9 +232,10 @@ class _Tracer:
             self.poison(tensor)
         elif isinstance(source, _Traced):
             raise TraceError(
-                f"compile: Tensor(...) made from the data of a traced tensor while tracing "
-                f"{self.name}: it copies the values out of the graph, and they would be frozen "
-                "into the program; use the tensor itself (or .detach())"
+                f"compile: Tensor(...) made from the data of a traced tensor, or from NumPy "
+                f"work on an array {self.name} is given, while tracing: its values would be "
+                "frozen into the program; use the tensor itself (or .detach()), and for an array "
+                "argument make it a Tensor first (`Tensor(X).T`, not `X.T`)"
             )
 
     def gradient(self, of: Tensor, g: Tensor) -> None:
