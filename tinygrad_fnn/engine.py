@@ -618,10 +618,10 @@ class Tensor:
     def __pow__(self, exponent: Any) -> Tensor:
         if isinstance(exponent, numbers.Real) and not isinstance(exponent, bool):
             return PowConst(float(exponent))(self)
-        return Pow()(self, _operand(exponent, self, "pow"))
+        return Pow()(*_numbers_beside(self, _operand(exponent, self, "pow")))
 
     def __rpow__(self, base: Any) -> Tensor:
-        return Pow()(_operand(base, self, "pow"), self)
+        return Pow()(*_numbers_beside(_operand(base, self, "pow"), self))
 
     def __matmul__(self, other: Any) -> Tensor:
         return _matmul(self, _operand(other, self, "matmul"))
@@ -802,11 +802,11 @@ class Tensor:
         `torch.maximum`. With the number 0 it is `relu` (slope 0 at 0, as the tutorial's A1 > 0)."""
         if _is_zero(other):
             return ReLU()(self)
-        return Maximum()(self, _operand(other, self, "maximum"))
+        return Maximum()(*_numbers_beside(self, _operand(other, self, "maximum")))
 
     def minimum(self, other: Any) -> Tensor:
         """Elementwise smaller of the two; ties split the gradient, as `torch.minimum`."""
-        return Minimum()(self, _operand(other, self, "minimum"))
+        return Minimum()(*_numbers_beside(self, _operand(other, self, "minimum")))
 
     def min(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Minimum; tied minima share the gradient equally, as `torch.amin` does."""
@@ -1327,6 +1327,17 @@ def _operand(x: Any, like: Tensor, op: str) -> Tensor:
     if _mode.tracer is not None and isinstance(x, np.ndarray):
         _mode.tracer.made(t, x)  # `compile` reads an array argument afresh at every call
     return t
+
+
+def _numbers_beside(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """A mask beside a float tensor as 0.0 and 1.0 in that tensor's dtype (a recorded cast), for
+    the operations whose rules compute with an operand's values (pow, maximum, minimum): on the
+    mask itself they would compute in booleans, integers or float64, not in the float's dtype."""
+    if a._array.dtype.kind == "b" and b._array.dtype.kind == "f":
+        return Cast(b._array.dtype)(a), b
+    if b._array.dtype.kind == "b" and a._array.dtype.kind == "f":
+        return a, Cast(a._array.dtype)(b)
+    return a, b
 
 
 def _ints(values: Sequence[Any], op: str) -> tuple[int, ...]:

@@ -1,0 +1,148 @@
+"""A hostile review of masks, grad() and the edges: each test is a defect found and fixed.
+
+Oracles: PyTorch where it defines the behaviour, finite differences and hand formulas where it
+refuses (PyTorch will not take `x ** mask` backward, nor `mask - mask`).
+"""
+
+import numpy as np
+import pytest
+from torch_oracle import needs_torch, torch
+
+import tinygrad_fnn as tg
+from tinygrad_fnn import Tensor, compile, grad
+
+SEEDS = range(8)
+SHAPES = [(3,), (4, 5), (2, 3, 4), (1,), (6, 1)]
+
+
+def data(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Normal values with exact ties with 0 and 1 (the points where pow and maximum switch)."""
+    v = np.random.default_rng(seed).standard_normal(shape)
+    v.flat[0] = 0.0
+    v.flat[-1] = 1.0
+    return v
+
+
+def finite_differences(f, v: np.ndarray, h: float = 1e-6) -> np.ndarray:
+    """The central difference of the scalar f (on float64 arrays) at v, element by element."""
+    out = np.zeros_like(v)
+    for i in np.ndindex(v.shape):
+        up, down = v.copy(), v.copy()
+        up[i] += h
+        down[i] -= h
+        out[i] = (f(up) - f(down)) / (2 * h)
+    return out
+
+
+# ----- a mask beside a float tensor in pow, maximum and minimum: the gradient keeps the float
+# tensor's dtype, and create_graph works (the rules computed with the mask's values: b - 1 made
+# int64 arrays or float64 tensors, (a > b).astype(a.dtype) asked for a bool tensor)
+
+MIXED = {
+    "x ** m": (lambda x, m: x**m, lambda v, w: v**w),
+    "m ** x": (lambda x, m: m**x, lambda v, w: w**v),
+    "np.power(x, m)": (lambda x, m: np.power(x, m), lambda v, w: v**w),
+    "m.maximum(x)": (lambda x, m: m.maximum(x), np.maximum.__call__),
+    "x.maximum(m)": (lambda x, m: x.maximum(m), np.maximum.__call__),
+    "m.minimum(x)": (lambda x, m: m.minimum(x), np.minimum.__call__),
+    "np.maximum(m, x)": (lambda x, m: np.maximum(m, x), np.maximum.__call__),
+    "np.minimum(m, x)": (lambda x, m: np.minimum(m, x), np.minimum.__call__),
+}
+
+
+def _positive(seed: int, shape: tuple[int, ...], name: str) -> np.ndarray:
+    v = data(seed, shape)
+    return np.abs(v) + 0.5 if name.startswith("m **") else v  # 0 ** x needs x > 0
+
+
+def _derivatives(y: Tensor, x: Tensor, weights: np.ndarray) -> tuple[Tensor, Tensor]:
+    """The gradient of Σ weights·y (recorded) and the gradient of Σ of its square."""
+    (g,) = grad((y * Tensor(weights, dtype=y.dtype)).sum(), [x], create_graph=True)
+    if not g.requires_grad:
+        return g, Tensor(np.zeros(x.shape), dtype=x.dtype)
+    (h,) = grad((g * g).sum(), [x], retain_graph=True)
+    return g, h
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", MIXED, ids=list(MIXED))
+def test_a_mask_in_pow_maximum_minimum_keeps_the_float_dtype_and_double_backward(name, dtype):
+    """The mask gives what the same 0.0 and 1.0 as a float tensor give, bit for bit: values,
+    gradients (plain and recorded) and second derivatives; and finite differences agree."""
+    ours, numpy = MIXED[name]
+    for seed in SEEDS:
+        for shape in SHAPES:
+            v = _positive(seed, shape, name)
+            c = data(seed + 50, shape)
+            weights = np.random.default_rng(seed + 9).standard_normal(shape)
+            x = Tensor(v, dtype=dtype, requires_grad=True)
+            y = ours(x, Tensor(c) > 0.3)
+            assert y.dtype == dtype, (name, y.dtype)
+            x_as = Tensor(v, dtype=dtype, requires_grad=True)
+            y_as = ours(x_as, Tensor(c > 0.3, dtype=dtype))
+            np.testing.assert_array_equal(y.data, y_as.data)
+            with np.errstate(all="ignore"):  # 0 ** -1 in the second derivative, as PyTorch
+                g, h = _derivatives(y, x, weights)
+                g_as, h_as = _derivatives(y_as, x_as, weights)
+            assert g.dtype == h.dtype == dtype, (name, g.dtype, h.dtype)
+            np.testing.assert_array_equal(g.data, g_as.data)
+            np.testing.assert_array_equal(h.data, h_as.data)
+            (y * Tensor(weights, dtype=dtype)).sum().backward()  # the walk on arrays
+            assert x.grad.dtype == dtype, (name, x.grad.dtype)
+            np.testing.assert_array_equal(x.grad.data, g.data)
+            if dtype == np.float64:
+                w = (c > 0.3).astype(float)
+
+                def f(u: np.ndarray, w: np.ndarray = w, weights: np.ndarray = weights) -> float:
+                    return float((numpy(u, w) * weights).sum())
+
+                # away from the kinks (x at 0 or 1 beside the mask's 0 and 1): finite differences
+                smooth = (np.abs(v) > 1e-3) & (np.abs(v - 1) > 1e-3)
+                np.testing.assert_allclose(
+                    g.data[smooth], finite_differences(f, v)[smooth], rtol=1e-6, atol=1e-8
+                )
+
+
+@needs_torch
+def test_a_mask_in_maximum_and_pow_agrees_with_pytorch_to_the_second_derivative():
+    for seed in SEEDS:
+        for shape in SHAPES:
+            v, c = data(seed, shape), data(seed + 50, shape) > 0.3
+            for ours, theirs in (
+                (lambda x, m: m.maximum(x), torch.maximum),
+                (lambda x, m: x.minimum(m), torch.minimum),
+                (lambda x, m: m ** (x * x), lambda x, m: m ** (x * x)),
+            ):
+                x, m = Tensor(v, requires_grad=True), Tensor(c.astype(float)) > 0.5
+                t = torch.tensor(v, requires_grad=True)
+                (g,) = grad((ours(x, m) * x).sum(), [x], create_graph=True)
+                (tg_,) = torch.autograd.grad(
+                    (theirs(t, torch.from_numpy(c)) * t).sum(), [t], create_graph=True
+                )
+                np.testing.assert_allclose(g.data, tg_.detach().numpy(), rtol=1e-12)
+                (h,) = grad(g.sum(), [x])
+                (th,) = torch.autograd.grad(tg_.sum(), [t])
+                np.testing.assert_allclose(h.data, th.numpy(), rtol=1e-12, atol=1e-300)
+
+
+def test_a_mask_in_pow_and_maximum_in_a_compiled_step_gives_the_eager_bits():
+    rng = np.random.default_rng(11)
+    x = Tensor(rng.standard_normal((3, 5)), dtype=np.float32)
+    w = Tensor(rng.standard_normal((3, 5)), dtype=np.float32, requires_grad=True)
+    twin = Tensor(w.data.copy(), dtype=np.float32, requires_grad=True)
+
+    def cost(w: Tensor) -> Tensor:
+        m = x > 0
+        return (w**m + m.maximum(w) + np.minimum(m, w * w) + (m ** (w * w))).sum()
+
+    step = compile(lambda: cost(w), lr=0.01)
+    for i in range(20):
+        w.grad = twin.grad = None
+        got = step()
+        want = cost(twin)
+        want.backward()
+        assert got.dtype == want.dtype == np.float32
+        assert np.array_equal(got.data, want.data), i
+        with tg.no_grad():
+            twin -= np.float32(0.01) * twin.grad
+        assert np.array_equal(w.data, twin.data), i
