@@ -146,3 +146,31 @@ def test_a_mask_in_pow_and_maximum_in_a_compiled_step_gives_the_eager_bits():
         with tg.no_grad():
             twin -= np.float32(0.01) * twin.grad
         assert np.array_equal(w.data, twin.data), i
+
+
+# ----- concatenate and stack with a mask first: the other operands were checked against the
+# mask, so float32 and float64 mixed silently (x32's gradient came back float64)
+
+
+@pytest.mark.parametrize("join", [tg.concatenate, tg.stack, np.concatenate, np.stack])
+def test_joining_a_mask_with_floats_checks_the_floats_against_each_other(join):
+    for seed, shape in enumerate(SHAPES):
+        m = Tensor(data(seed, shape)) > 0
+        x32 = Tensor(data(seed + 1, shape), dtype=np.float32, requires_grad=True)
+        x64 = Tensor(data(seed + 2, shape), requires_grad=True)
+        with pytest.raises(TypeError, match="dtypes float32 and float64 differ"):
+            join([m, x32, x64])
+        plain = data(seed + 3, shape)
+        out = join([m, x32, plain.tolist(), m])  # a list takes the float tensor's dtype
+        assert out.dtype == np.float32
+        want = np.concatenate if join in (tg.concatenate, np.concatenate) else np.stack
+        parts = [m.data, x32.data, plain, m.data]
+        np.testing.assert_array_equal(out.data, want([p.astype(np.float32) for p in parts]))
+        weights = np.random.default_rng(seed).standard_normal(out.shape).astype(np.float32)
+        (out * weights).sum().backward()
+        assert x32.grad.dtype == np.float32
+        n = shape[0]
+        picked = weights[n : 2 * n] if join in (tg.concatenate, np.concatenate) else weights[1]
+        np.testing.assert_array_equal(x32.grad.data, picked)
+        both = join([m, Tensor(m.data.copy(), dtype=np.float64) > 0.5])  # masks alone: a mask
+        assert both.dtype == np.bool_

@@ -1528,7 +1528,9 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
 def _joined(tensors: Sequence[Any], op: str) -> list[Tensor]:
     if isinstance(tensors, (Tensor, np.ndarray)) or not len(tensors):
         raise TypeError(f"{op}: expects a non-empty sequence of tensors")
-    like = next((t for t in tensors if isinstance(t, Tensor)), None)
+    given = [t for t in tensors if isinstance(t, Tensor)]
+    # the first float tensor sets the dtype (beside a mask, any float would pass the check)
+    like = next((t for t in given if t._array.dtype.kind == "f"), given[0] if given else None)
     if like is None:
         like = Tensor._wrap(np.asarray(tensors[0], dtype=np.float64))
     return [_operand(t, like, op) for t in tensors]
