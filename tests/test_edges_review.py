@@ -174,3 +174,51 @@ def test_joining_a_mask_with_floats_checks_the_floats_against_each_other(join):
         np.testing.assert_array_equal(x32.grad.data, picked)
         both = join([m, Tensor(m.data.copy(), dtype=np.float64) > 0.5])  # masks alone: a mask
         assert both.dtype == np.bool_
+
+
+# ----- std where it is 0 (a 0-d tensor, an axis of length 1, equal values): the slope of sqrt
+# at 0 is infinite, and times the variance's zero slope the gradient was nan; PyTorch gives 0
+
+
+@needs_torch
+def test_std_at_zero_has_gradient_zero_and_agrees_with_pytorch_elsewhere():
+    cases = [((), None), ((1,), None), ((1, 4), 0), ((3, 1), 1), ((3, 4), 0), ((2, 3, 4), (0, 2))]
+    for seed in SEEDS:
+        for shape, axis in cases:
+            for kind in ("random", "equal", "equal rows"):
+                v = np.random.default_rng(seed).standard_normal(shape)
+                if kind == "equal":
+                    v = np.full(shape, v.flat[0])
+                elif kind == "equal rows" and len(shape) == 2:
+                    v[0] = v.flat[0]
+                for ddof in (0, 1) if kind != "random" or shape == () else (0,):
+                    x = Tensor(v, requires_grad=True)
+                    dims = tuple(range(v.ndim)) if axis is None else axis
+                    count = int(np.prod([v.shape[d] for d in np.atleast_1d(dims)] or [1]))
+                    if ddof >= count:
+                        continue
+                    y = x.std(axis, ddof=ddof)
+                    t = torch.tensor(v, requires_grad=True)
+                    ty = torch.std(t, dim=dims, correction=ddof) if v.ndim else t * 0
+                    weights = np.random.default_rng(seed + 1).standard_normal(y.shape)
+                    np.testing.assert_allclose(y.data, ty.detach().numpy(), rtol=1e-13)
+                    (g,) = grad((y * weights).sum(), [x], create_graph=True)
+                    (tg_,) = torch.autograd.grad(
+                        (ty * torch.tensor(weights)).sum(), [t], create_graph=True
+                    )
+                    np.testing.assert_allclose(g.data, tg_.detach().numpy(), rtol=1e-10, atol=1e-13)
+                    assert np.isfinite(g.data).all()
+                    if tg_.requires_grad and g.requires_grad:
+                        (h,) = grad((g * g).sum(), [x])
+                        (th,) = torch.autograd.grad((tg_ * tg_).sum(), [t])
+                        np.testing.assert_allclose(h.data, th.numpy(), rtol=1e-9, atol=1e-12)
+
+
+def test_std_is_still_the_square_root_of_var_bit_for_bit():
+    for seed in SEEDS:
+        for shape in SHAPES:
+            for dtype in (np.float32, np.float64):
+                x = Tensor(np.random.default_rng(seed).standard_normal(shape), dtype=dtype)
+                assert x.std().dtype == dtype
+                np.testing.assert_array_equal(x.std(0).data, np.sqrt(x.var(0).data))
+                np.testing.assert_array_equal(x.std().data, np.sqrt(x.var().data))

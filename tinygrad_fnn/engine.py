@@ -833,8 +833,11 @@ class Tensor:
     def std(
         self, axis: int | Sequence[int] | None = None, ddof: int = 0, keepdims: bool = False
     ) -> Tensor:
-        """Standard deviation, the square root of `var` (same ddof)."""
-        return self.var(axis, ddof, keepdims).sqrt()
+        """Standard deviation, the square root of `var` (same ddof). Where it is 0 its gradient
+        is 0, as PyTorch's (sqrt's slope there is infinite, and times var's 0 it would be nan)."""
+        variance = self.var(axis, ddof, keepdims)
+        zero = variance == 0
+        return where(zero, 0.0, where(zero, 1.0, variance).sqrt())
 
     def cumsum(self, axis: int | None = None) -> Tensor:
         """Running sum along `axis`; without one, of the flattened tensor, as `np.cumsum`."""
