@@ -222,3 +222,88 @@ def test_std_is_still_the_square_root_of_var_bit_for_bit():
                 assert x.std().dtype == dtype
                 np.testing.assert_array_equal(x.std(0).data, np.sqrt(x.var(0).data))
                 np.testing.assert_array_equal(x.std().data, np.sqrt(x.var().data))
+
+
+# ----- a rule may give None (the input has no derivative, as `Where`'s condition): when that
+# input came from another operation, the walk looked up a gradient that never came (KeyError)
+
+
+class _Stop(tg.Function):
+    """The identity in the forward pass, with no derivative: its rule gives None."""
+
+    op = "stop"
+
+    def forward(self, a):
+        return a.copy()
+
+    def da(self, g, z, a):
+        return None
+
+
+@needs_torch
+@pytest.mark.parametrize("create_graph", [False, True])
+def test_a_rule_giving_none_for_a_computed_input_stops_the_gradient_there(create_graph):
+    class TorchStop(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, a):
+            return a.clone()
+
+        @staticmethod
+        def backward(ctx, g):
+            return None
+
+    for seed, shape in enumerate(SHAPES):
+        v = data(seed, shape)
+        x = Tensor(v, requires_grad=True)
+        y = (_Stop()((x * 2).exp()) * x).sum() + (x * x).sum()
+        (got,) = grad(y, [x], retain_graph=True, create_graph=create_graph)
+        y.backward(create_graph=create_graph)
+        t = torch.tensor(v, requires_grad=True)
+        ty = (TorchStop.apply((t * 2).exp()) * t).sum() + (t * t).sum()
+        ty.backward()
+        np.testing.assert_allclose(got.data, t.grad.numpy(), rtol=1e-14)
+        np.testing.assert_array_equal(x.grad.data, got.data)
+        alone = Tensor(v, requires_grad=True)
+        _Stop()(alone * 3).sum().backward()  # no gradient reaches it at all: none, as PyTorch
+        assert alone.grad is None
+
+
+# ----- a mask has no gradient: one made to require grad got a boolean `.grad` (exp's cast back
+# to the mask's dtype), grad() gave boolean zeros for one, and in-place arithmetic on a mask
+# gave NumPy's casting errors
+
+
+def test_a_mask_that_is_made_to_require_grad_is_refused_at_backward():
+    for seed, shape in enumerate(SHAPES):
+        x = Tensor(data(seed, shape), requires_grad=True)
+        for make in (lambda m: m.exp(), lambda m, x=x: m * x, lambda m, x=x: tg.where(m, x, m)):
+            m = Tensor(data(seed, shape)) > 0
+            m.requires_grad = True
+            y = make(m).sum()
+            with pytest.raises(TypeError, match="mask .* has no gradient"):
+                y.backward()
+            assert m.grad is None
+        with pytest.raises(TypeError, match="mask .* has no gradient"):
+            grad((x * x).sum(), [x, x > 0])
+
+
+def test_in_place_arithmetic_on_a_mask_is_a_clear_error_and_or_stays_a_mask():
+    for seed, shape in enumerate(SHAPES):
+        v = data(seed, shape)
+        for update in (
+            lambda m: m.__iadd__(1.0),
+            lambda m: m.__isub__(m),
+            lambda m: m.__imul__(2),
+            lambda m: m.__itruediv__(2.0),
+            lambda m: m.__ipow__(2),
+        ):
+            m = Tensor(v) > 0
+            with pytest.raises(TypeError, match="in place: .* is a mask"):
+                update(m)
+            assert np.array_equal(m.data, v > 0)  # untouched
+        m, n = Tensor(v) > 0, Tensor(v) < 0.5
+        m += n  # or, as `m + n`
+        assert m.dtype == np.bool_ and np.array_equal(m.data, (v > 0) | (v < 0.5))
+        x = Tensor(v)
+        x -= Tensor(v) > 0  # a mask into floats counts as 0.0 and 1.0
+        assert np.array_equal(x.data, v - (v > 0))

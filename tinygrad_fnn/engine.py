@@ -655,6 +655,13 @@ class Tensor:
             ufunc(self._array, value, out=self._array, casting="same_kind")
         except ValueError as e:
             raise ShapeError(f"{symbol}: cannot update {_describe(self)} in place: {e}") from None
+        except TypeError:
+            if self._array.dtype.kind != "b":
+                raise
+            raise TypeError(
+                f"{symbol}: cannot update in place: {_describe(self)} is a mask (booleans), "
+                f"which holds no numbers; write m = m {symbol[:-1]} y for a new tensor"
+            ) from None
         return self
 
     def __iadd__(self, other: Any) -> Tensor:
@@ -1149,7 +1156,10 @@ def _backprop(
             through = _leading_to(order, wanted)
             order = [fn for fn in order if fn in through or _made(fn) in wanted]
         for fn in reversed(order):
-            g = grads.pop(fn)
+            try:
+                g = grads.pop(fn)
+            except KeyError:  # every rule that read its output gave None: no gradient flows here
+                continue
             if fn.freed:
                 raise RuntimeError(
                     f"backward through {fn.op} a second time: its graph was released by the "
@@ -1227,6 +1237,11 @@ def _deliver(
     `.grad`, or its entry in `wanted`. An array that may share memory (one already handed out, as
     `a + b` passes g to both; a view, as transpose's rule gives; a read-only broadcast) is copied
     first, so that every gradient is its own writeable array, as in PyTorch."""
+    if t._array.dtype.kind == "b":
+        raise TypeError(
+            f"backward: {_describe(t)} is a mask (booleans), which has no gradient; "
+            "it cannot require grad"
+        )
     array = g._array if type(g) is Tensor else np.asarray(g)
     if (
         (id(array) in given or array.base is not None or not array.flags.writeable)
@@ -1285,6 +1300,8 @@ def grad(
     for t in inputs:
         if not isinstance(t, Tensor):
             raise TypeError(f"grad: inputs must be Tensors, got {type(t).__name__}")
+        if t._array.dtype.kind == "b":
+            raise TypeError(f"grad: {_describe(t)} is a mask (booleans), which has no gradient")
     wanted: dict[Tensor, Tensor | None] = {t: None for t in inputs}
     if retain_graph is None:
         retain_graph = create_graph
