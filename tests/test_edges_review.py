@@ -4,6 +4,8 @@ Oracles: PyTorch where it defines the behaviour, finite differences and hand for
 refuses (PyTorch will not take `x ** mask` backward, nor `mask - mask`).
 """
 
+from typing import Any
+
 import numpy as np
 import pytest
 from torch_oracle import needs_torch, torch
@@ -307,3 +309,79 @@ def test_in_place_arithmetic_on_a_mask_is_a_clear_error_and_or_stays_a_mask():
         x = Tensor(v)
         x -= Tensor(v) > 0  # a mask into floats counts as 0.0 and 1.0
         assert np.array_equal(x.data, v - (v > 0))
+
+
+# ----- grad() on random graphs: leaves and intermediates wanted, shared subgraphs, a later
+# backward() through the same graph, second derivatives (no defect found: held here)
+
+_GRAPH_OPS = [
+    lambda a, b: a * b,
+    lambda a, b: a + b.tanh(),
+    lambda a, b: (a - b).sigmoid(),
+    lambda a, b: a.exp() * 0.1 + b,
+    lambda a, b: a.maximum(b),
+    lambda a, b: (a * a + 1).log() - b,
+]
+_TORCH_OPS = [
+    lambda a, b: a * b,
+    lambda a, b: a + b.tanh(),
+    lambda a, b: (a - b).sigmoid(),
+    lambda a, b: a.exp() * 0.1 + b,
+    torch.maximum if torch is not None else None,
+    lambda a, b: (a * a + 1).log() - b,
+]
+
+
+def _random_graph(seed: int, leaf: Any, ops: list) -> tuple[list, Any, Any, list[int], int]:
+    rng = np.random.default_rng(seed)
+    nodes = [leaf(rng.standard_normal(3)) for _ in range(rng.integers(1, 4))]
+    leaves = len(nodes)
+    for _ in range(rng.integers(2, 9)):
+        i, j, k = rng.integers(len(nodes), size=2).tolist() + [rng.integers(len(ops))]
+        nodes.append(ops[k](nodes[i], nodes[j]))
+    first, second = nodes[-1].sum(), (nodes[-2] * nodes[-1]).sum()
+    wanted = sorted(set(rng.integers(0, len(nodes) - 1, size=rng.integers(1, 4)).tolist()))
+    return nodes, first, second, wanted, leaves
+
+
+@needs_torch
+def test_grad_on_random_graphs_agrees_with_pytorch_then_backward_still_runs():
+    for seed in range(150):
+        create_graph = bool(seed % 2)
+        nodes, y, z, wanted, leaves = _random_graph(
+            seed, lambda v: Tensor(v, requires_grad=True), _GRAPH_OPS
+        )
+        t_nodes, ty, tz, _, _ = _random_graph(
+            seed, lambda v: torch.tensor(v, requires_grad=True), _TORCH_OPS
+        )
+        got = grad(y, [nodes[i] for i in wanted], retain_graph=True, create_graph=create_graph)
+        want = torch.autograd.grad(
+            ty,
+            [t_nodes[i] for i in wanted],
+            retain_graph=True,
+            create_graph=create_graph,
+            allow_unused=True,
+            materialize_grads=True,
+        )
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g.data, w.detach().numpy(), rtol=1e-12, atol=1e-14)
+        pairs = [(g, w) for g, w in zip(got, want) if g.requires_grad]
+        if pairs:  # second derivatives through the recorded gradients
+            h = grad(sum((g * g).sum() for g, _ in pairs), nodes[:leaves], retain_graph=True)
+            th = torch.autograd.grad(
+                sum((w * w).sum() for _, w in pairs),
+                t_nodes[:leaves],
+                retain_graph=True,
+                allow_unused=True,
+                materialize_grads=True,
+            )
+            for a, b in zip(h, th):
+                np.testing.assert_allclose(a.data, b.numpy(), rtol=1e-11, atol=1e-13)
+        assert all(t.grad is None for t in nodes)  # grad() touches no .grad
+        z.backward()  # the graph grad() ran through, and below it, still works
+        tz.backward()
+        for t, tt in zip(nodes[:leaves], t_nodes[:leaves]):
+            if tt.grad is None:
+                assert t.grad is None
+            else:
+                np.testing.assert_allclose(t.grad.data, tt.grad.numpy(), rtol=1e-12, atol=1e-14)
