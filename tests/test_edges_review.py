@@ -385,3 +385,26 @@ def test_grad_on_random_graphs_agrees_with_pytorch_then_backward_still_runs():
                 assert t.grad is None
             else:
                 np.testing.assert_allclose(t.grad.data, tt.grad.numpy(), rtol=1e-12, atol=1e-14)
+
+
+# ----- where() of two non-tensors took their NumPy result type: long doubles made a float128
+# Tensor, which a Tensor cannot hold
+
+
+def test_where_of_two_arrays_gives_a_float64_tensor():
+    for seed, shape in enumerate(SHAPES):
+        v = data(seed, shape)
+        c = Tensor(v) > 0
+        for x, y in (
+            (v.astype(np.longdouble), 0.0),
+            (1.5, v.astype(np.longdouble)),
+            (v.astype(np.float16), v.astype(np.float32)),
+            (v.tolist(), 2),
+        ):
+            out = tg.where(c, x, y)
+            assert out.dtype == np.float64, out.dtype
+            want = np.where(v > 0, np.asarray(x, np.float64), np.asarray(y, np.float64))
+            np.testing.assert_array_equal(out.data, want)
+            assert np.where(c, x, y).dtype == np.float64  # through NumPy's dispatch
+        with pytest.raises(TypeError, match="complex128"):
+            tg.where(c, v.astype(complex), 0.0)

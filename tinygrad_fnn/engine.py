@@ -1460,9 +1460,8 @@ def where(condition: Any, x: Any, y: Any) -> Tensor:
     if _mode.arrays:
         return Where()(condition, x, y)
     like = next((t for t in (x, y) if isinstance(t, Tensor)), None)
-    if like is None:
-        dtype = np.result_type(np.asarray(x), np.asarray(y), np.float64)
-        like = Tensor._wrap(np.asarray(x, dtype=dtype))
+    if like is None:  # the default dtype, as `Tensor(x)` (NumPy's long double is not one)
+        like = Tensor._wrap(np.zeros((), np.float64))
     if isinstance(condition, Tensor):
         c = condition if condition.dtype == np.bool_ else condition != 0
     else:
