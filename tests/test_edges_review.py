@@ -408,3 +408,23 @@ def test_where_of_two_arrays_gives_a_float64_tensor():
             assert np.where(c, x, y).dtype == np.float64  # through NumPy's dispatch
         with pytest.raises(TypeError, match="complex128"):
             tg.where(c, v.astype(complex), 0.0)
+
+
+# ----- grad() with no inputs ran the whole backward pass and released the graph for nothing;
+# a generator of inputs was used up by the type check, which gave the same
+
+
+def test_grad_takes_inputs_from_any_iterable_and_refuses_none():
+    for seed, shape in enumerate(SHAPES):
+        v = data(seed, shape)
+        x = Tensor(v, requires_grad=True)
+        w = Tensor(v * 2, requires_grad=True)
+        y = (x * w).sum()
+        with pytest.raises(ValueError, match="no inputs"):
+            grad(y, [])
+        got = grad(y, (t for t in (x, w)), retain_graph=True)
+        assert len(got) == 2
+        np.testing.assert_array_equal(got[0].data, v * 2)
+        np.testing.assert_array_equal(got[1].data, v)
+        y.backward()  # the graph was kept, as asked
+        np.testing.assert_array_equal(x.grad.data, v * 2)

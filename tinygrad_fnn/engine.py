@@ -24,7 +24,7 @@ import numbers
 import operator
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -1281,7 +1281,7 @@ def _plus(held: Tensor, g: Tensor) -> Tensor:
 
 def grad(
     output: Tensor,
-    inputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Iterable[Tensor],
     gradient: Any = None,
     retain_graph: bool | None = None,
     create_graph: bool = False,
@@ -1293,8 +1293,9 @@ def grad(
     Hessian-vector product is computed. An input that `output` does not depend on gets a
     gradient of zeros.
     """
-    if isinstance(inputs, Tensor):
-        inputs = [inputs]
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if not inputs:
+        raise ValueError("grad: no inputs; name the tensors to differentiate with respect to")
     if not output.requires_grad:
         raise RuntimeError(f"grad: {_describe(output)} does not require grad")
     for t in inputs:
