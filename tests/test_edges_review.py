@@ -11,7 +11,7 @@ import pytest
 from torch_oracle import needs_torch, torch
 
 import tinygrad_fnn as tg
-from tinygrad_fnn import Tensor, compile, grad
+from tinygrad_fnn import ShapeError, Tensor, compile, grad
 
 SEEDS = range(8)
 SHAPES = [(3,), (4, 5), (2, 3, 4), (1,), (6, 1)]
@@ -428,3 +428,24 @@ def test_grad_takes_inputs_from_any_iterable_and_refuses_none():
         np.testing.assert_array_equal(got[1].data, v)
         y.backward()  # the graph was kept, as asked
         np.testing.assert_array_equal(x.grad.data, v * 2)
+
+
+# ----- logsumexp of a 0-d tensor along (0,) or [-1]: PyTorch takes the one axis as a list too
+
+
+@needs_torch
+@pytest.mark.parametrize("axis", [(0,), [-1], (np.int64(0),)])
+def test_logsumexp_of_a_scalar_along_a_list_of_its_one_axis_agrees_with_pytorch(axis):
+    for value in (-3.0, 0.0, 0.7, 50.0):
+        for keepdims in (False, True):
+            x = Tensor(value, requires_grad=True)
+            t = torch.tensor(value, dtype=torch.float64, requires_grad=True)
+            y = x.logsumexp(axis, keepdims)
+            ty = torch.logsumexp(t, dim=[int(a) for a in axis], keepdim=keepdims)
+            assert y.shape == tuple(ty.shape) and float(y) == float(ty)
+            y.backward()
+            ty.backward()
+            assert float(x.grad) == float(t.grad)
+            assert x.softmax(axis).shape == () and float(x.softmax(axis)) == 1.0
+    with pytest.raises(ShapeError, match="out of range"):
+        Tensor(1.0).logsumexp((0, 1))

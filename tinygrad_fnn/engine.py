@@ -1501,7 +1501,9 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 def _scalar_axis(x: Tensor, axis: Any) -> bool:
     """Whether `axis` is the one axis PyTorch lets a 0-d tensor have in softmax and logsumexp (0
-    or -1): the scalar is then a single class."""
+    or -1, alone or as a one-element list): the scalar is then a single class."""
+    if isinstance(axis, (tuple, list)) and len(axis) == 1:
+        axis = axis[0]
     return (
         x.ndim == 0
         and isinstance(axis, (int, np.integer))
