@@ -1288,10 +1288,10 @@ def grad(
 ) -> list[Tensor]:
     """d(output)/d(input) for each input, returned rather than accumulated into `.grad`.
 
-    As `torch.autograd.grad`: `inputs` is one tensor or a sequence, and the result is always a
-    list; with `create_graph=True` the results can be differentiated again, which is how a
-    Hessian-vector product is computed. An input that `output` does not depend on gets a
-    gradient of zeros.
+    As `torch.autograd.grad`: `inputs` is one tensor or several (any iterable), and the result
+    is always a list; with `create_graph=True` the results can be differentiated again, which
+    is how a Hessian-vector product is computed. An input that `output` does not depend on gets
+    a gradient of zeros.
     """
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     if not inputs:
