@@ -1,4 +1,5 @@
-"""A hostile review of masks, grad() and the edges: each test but the last holds a defect fixed.
+"""A hostile review of masks, grad() and the edges: each test holds a defect fixed, but the one
+on random graphs, which holds grad() where no defect was found.
 
 Oracles: PyTorch where it defines the behaviour, finite differences and hand formulas where it
 refuses (PyTorch will not take `x ** mask` backward, nor `mask - mask`).
