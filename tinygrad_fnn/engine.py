@@ -24,7 +24,7 @@ import numbers
 import operator
 import threading
 import weakref
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -618,10 +618,10 @@ class Tensor:
     def __pow__(self, exponent: Any) -> Tensor:
         if isinstance(exponent, numbers.Real) and not isinstance(exponent, bool):
             return PowConst(float(exponent))(self)
-        return Pow()(self, _operand(exponent, self, "pow"))
+        return Pow()(*_numbers_beside(self, _operand(exponent, self, "pow")))
 
     def __rpow__(self, base: Any) -> Tensor:
-        return Pow()(_operand(base, self, "pow"), self)
+        return Pow()(*_numbers_beside(_operand(base, self, "pow"), self))
 
     def __matmul__(self, other: Any) -> Tensor:
         return _matmul(self, _operand(other, self, "matmul"))
@@ -655,6 +655,13 @@ class Tensor:
             ufunc(self._array, value, out=self._array, casting="same_kind")
         except ValueError as e:
             raise ShapeError(f"{symbol}: cannot update {_describe(self)} in place: {e}") from None
+        except TypeError:
+            if self._array.dtype.kind != "b":
+                raise
+            raise TypeError(
+                f"{symbol}: cannot update in place: {_describe(self)} is a mask (booleans), "
+                f"which holds no numbers; write m = m {symbol[:-1]} y for a new tensor"
+            ) from None
         return self
 
     def __iadd__(self, other: Any) -> Tensor:
@@ -802,11 +809,11 @@ class Tensor:
         `torch.maximum`. With the number 0 it is `relu` (slope 0 at 0, as the tutorial's A1 > 0)."""
         if _is_zero(other):
             return ReLU()(self)
-        return Maximum()(self, _operand(other, self, "maximum"))
+        return Maximum()(*_numbers_beside(self, _operand(other, self, "maximum")))
 
     def minimum(self, other: Any) -> Tensor:
         """Elementwise smaller of the two; ties split the gradient, as `torch.minimum`."""
-        return Minimum()(self, _operand(other, self, "minimum"))
+        return Minimum()(*_numbers_beside(self, _operand(other, self, "minimum")))
 
     def min(self, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
         """Minimum; tied minima share the gradient equally, as `torch.amin` does."""
@@ -833,8 +840,11 @@ class Tensor:
     def std(
         self, axis: int | Sequence[int] | None = None, ddof: int = 0, keepdims: bool = False
     ) -> Tensor:
-        """Standard deviation, the square root of `var` (same ddof)."""
-        return self.var(axis, ddof, keepdims).sqrt()
+        """Standard deviation, the square root of `var` (same ddof). Where it is 0 its gradient
+        is 0, as PyTorch's (sqrt's slope there is infinite, and times var's 0 it would be nan)."""
+        variance = self.var(axis, ddof, keepdims)
+        zero = variance == 0
+        return where(zero, 0.0, where(zero, 1.0, variance).sqrt())
 
     def cumsum(self, axis: int | None = None) -> Tensor:
         """Running sum along `axis`; without one, of the flattened tensor, as `np.cumsum`."""
@@ -1146,7 +1156,10 @@ def _backprop(
             through = _leading_to(order, wanted)
             order = [fn for fn in order if fn in through or _made(fn) in wanted]
         for fn in reversed(order):
-            g = grads.pop(fn)
+            try:
+                g = grads.pop(fn)
+            except KeyError:  # every rule that read its output gave None: no gradient flows here
+                continue
             if fn.freed:
                 raise RuntimeError(
                     f"backward through {fn.op} a second time: its graph was released by the "
@@ -1224,6 +1237,11 @@ def _deliver(
     `.grad`, or its entry in `wanted`. An array that may share memory (one already handed out, as
     `a + b` passes g to both; a view, as transpose's rule gives; a read-only broadcast) is copied
     first, so that every gradient is its own writeable array, as in PyTorch."""
+    if t._array.dtype.kind == "b":
+        raise TypeError(
+            f"backward: {_describe(t)} is a mask (booleans), which has no gradient; "
+            "it cannot require grad"
+        )
     array = g._array if type(g) is Tensor else np.asarray(g)
     if (
         (id(array) in given or array.base is not None or not array.flags.writeable)
@@ -1263,25 +1281,28 @@ def _plus(held: Tensor, g: Tensor) -> Tensor:
 
 def grad(
     output: Tensor,
-    inputs: Tensor | Sequence[Tensor],
+    inputs: Tensor | Iterable[Tensor],
     gradient: Any = None,
     retain_graph: bool | None = None,
     create_graph: bool = False,
 ) -> list[Tensor]:
     """d(output)/d(input) for each input, returned rather than accumulated into `.grad`.
 
-    As `torch.autograd.grad`: `inputs` is one tensor or a sequence, and the result is always a
-    list; with `create_graph=True` the results can be differentiated again, which is how a
-    Hessian-vector product is computed. An input that `output` does not depend on gets a
-    gradient of zeros.
+    As `torch.autograd.grad`: `inputs` is one tensor or several (any iterable), and the result
+    is always a list; with `create_graph=True` the results can be differentiated again, which
+    is how a Hessian-vector product is computed. An input that `output` does not depend on gets
+    a gradient of zeros.
     """
-    if isinstance(inputs, Tensor):
-        inputs = [inputs]
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    if not inputs:
+        raise ValueError("grad: no inputs; name the tensors to differentiate with respect to")
     if not output.requires_grad:
         raise RuntimeError(f"grad: {_describe(output)} does not require grad")
     for t in inputs:
         if not isinstance(t, Tensor):
             raise TypeError(f"grad: inputs must be Tensors, got {type(t).__name__}")
+        if t._array.dtype.kind == "b":
+            raise TypeError(f"grad: {_describe(t)} is a mask (booleans), which has no gradient")
     wanted: dict[Tensor, Tensor | None] = {t: None for t in inputs}
     if retain_graph is None:
         retain_graph = create_graph
@@ -1327,6 +1348,17 @@ def _operand(x: Any, like: Tensor, op: str) -> Tensor:
     if _mode.tracer is not None and isinstance(x, np.ndarray):
         _mode.tracer.made(t, x)  # `compile` reads an array argument afresh at every call
     return t
+
+
+def _numbers_beside(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
+    """A mask beside a float tensor as 0.0 and 1.0 in that tensor's dtype (a recorded cast), for
+    the operations whose rules compute with an operand's values (pow, maximum, minimum): on the
+    mask itself they would compute in booleans, integers or float64, not in the float's dtype."""
+    if a._array.dtype.kind == "b" and b._array.dtype.kind == "f":
+        return Cast(b._array.dtype)(a), b
+    if b._array.dtype.kind == "b" and a._array.dtype.kind == "f":
+        return a, Cast(a._array.dtype)(b)
+    return a, b
 
 
 def _ints(values: Sequence[Any], op: str) -> tuple[int, ...]:
@@ -1429,9 +1461,8 @@ def where(condition: Any, x: Any, y: Any) -> Tensor:
     if _mode.arrays:
         return Where()(condition, x, y)
     like = next((t for t in (x, y) if isinstance(t, Tensor)), None)
-    if like is None:
-        dtype = np.result_type(np.asarray(x), np.asarray(y), np.float64)
-        like = Tensor._wrap(np.asarray(x, dtype=dtype))
+    if like is None:  # the default dtype, as `Tensor(x)` (NumPy's long double is not one)
+        like = Tensor._wrap(np.zeros((), np.float64))
     if isinstance(condition, Tensor):
         c = condition if condition.dtype == np.bool_ else condition != 0
     else:
@@ -1470,7 +1501,9 @@ def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 def _scalar_axis(x: Tensor, axis: Any) -> bool:
     """Whether `axis` is the one axis PyTorch lets a 0-d tensor have in softmax and logsumexp (0
-    or -1): the scalar is then a single class."""
+    or -1, alone or as a one-element list): the scalar is then a single class."""
+    if isinstance(axis, (tuple, list)) and len(axis) == 1:
+        axis = axis[0]
     return (
         x.ndim == 0
         and isinstance(axis, (int, np.integer))
@@ -1517,7 +1550,9 @@ def stack(tensors: Sequence[Any], axis: int = 0) -> Tensor:
 def _joined(tensors: Sequence[Any], op: str) -> list[Tensor]:
     if isinstance(tensors, (Tensor, np.ndarray)) or not len(tensors):
         raise TypeError(f"{op}: expects a non-empty sequence of tensors")
-    like = next((t for t in tensors if isinstance(t, Tensor)), None)
+    given = [t for t in tensors if isinstance(t, Tensor)]
+    # the first float tensor sets the dtype (beside a mask, any float would pass the check)
+    like = next((t for t in given if t._array.dtype.kind == "f"), given[0] if given else None)
     if like is None:
         like = Tensor._wrap(np.asarray(tensors[0], dtype=np.float64))
     return [_operand(t, like, op) for t in tensors]
