@@ -237,3 +237,64 @@ def test_a_function_of_ones_own_gives_floats_or_says_it_gives_masks():
         ArgMax()(Tensor(np.ones(3)))
     x = np.random.default_rng(3).standard_normal(5)
     assert np.array_equal(Positive()(Tensor(x)).data, x > 0)
+
+
+LOGIC = {
+    "~m": (lambda m, n: ~m, lambda v, w: ~v),
+    "m & n": (lambda m, n: m & n, lambda v, w: v & w),
+    "m | n": (lambda m, n: m | n, lambda v, w: v | w),
+    "m ^ n": (lambda m, n: m ^ n, lambda v, w: v ^ w),
+    "True & m": (lambda m, n: True & m, lambda v, w: True & v),
+    "m | False": (lambda m, n: m | False, lambda v, w: v | False),
+    "array ^ m": (lambda m, n: n.data ^ m, lambda v, w: w ^ v),
+    "np.logical_and": (lambda m, n: np.logical_and(m, n), np.logical_and),
+    "np.logical_or": (lambda m, n: np.logical_or(n.data, m), lambda v, w: w | v),
+    "np.logical_xor": (lambda m, n: np.logical_xor(m, n), np.logical_xor),
+    "np.logical_not": (lambda m, n: np.logical_not(m), lambda v, w: ~v),
+    "np.invert": (lambda m, n: np.invert(m), lambda v, w: ~v),
+    "~(m & n) | m": (lambda m, n: ~(m & n) | m, lambda v, w: ~(v & w) | v),
+}
+
+
+@pytest.mark.parametrize("case", LOGIC, ids=list(LOGIC))
+def test_the_logic_of_masks_is_numpys_on_booleans(case):
+    ours, numpy = LOGIC[case]
+    for seed, shape in enumerate(SHAPES):
+        m, v = masks(seed, shape)
+        n, w = masks(seed + 50, shape)
+        got = ours(m, n)
+        assert got.dtype == np.bool_, case
+        assert np.array_equal(got.data, numpy(v > 0, w > 0)), case
+    m, v = masks(0, (4, 5))
+    n, w = masks(1, (1, 5))  # broadcast, as NumPy
+    assert np.array_equal((m & n).data, (v > 0) & (w > 0))
+
+
+def test_the_logic_of_masks_refuses_numbers():
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 3)), requires_grad=True)
+    m = x > 0
+    for f in (lambda: ~x, lambda: x & m, lambda: m | x, lambda: m ^ 1.5, lambda: np.invert(x)):
+        with pytest.raises(TypeError, match="works on masks"):
+            f()
+
+
+@needs_torch
+def test_the_logic_of_masks_agrees_with_pytorch():
+    for seed, shape in enumerate(SHAPES):
+        m, v = masks(seed, shape)
+        n, w = masks(seed + 50, shape)
+        t, u = torch.from_numpy(v > 0), torch.from_numpy(w > 0)
+        for ours, theirs in ((~m, ~t), (m & n, t & u), (m | n, t | u), (m ^ n, t ^ u)):
+            assert ours.dtype == np.bool_ and theirs.dtype == torch.bool
+            assert np.array_equal(ours.data, theirs.numpy())
+
+
+def test_the_logic_of_masks_in_a_compiled_step_gives_the_eager_bits():
+    rng = np.random.default_rng(5)
+    x = Tensor(rng.standard_normal((4, 6)))
+
+    def cost(w: Tensor) -> Tensor:
+        inside = (x > -0.5) & (x < 0.5)
+        return (where(~inside | (w > 0), w * w, -w) + (inside ^ (x > 0)) * w).sum()
+
+    assert_compiled_is_eager(cost, Tensor(rng.standard_normal((4, 6)), requires_grad=True), 0.1)

@@ -105,7 +105,8 @@ rng = np.random.default_rng(3)
 A = rng.uniform(0.5, 2.0, (3, 4))
 B = rng.uniform(0.5, 2.0, (3, 4))
 
-# ufunc: its arguments, with "t" standing for the Tensor (A), "u" for a second Tensor (B)
+# ufunc: its arguments, with "t" standing for the Tensor (A), "u" for a second Tensor (B), and
+# "m", "n" for their masks (t > 1, u > 1)
 UFUNC_CALLS = {
     np.add: ("t", "u"),
     np.subtract: (B, "t"),
@@ -131,6 +132,14 @@ UFUNC_CALLS = {
     np.less_equal: ("t", B),
     np.equal: ("t", "t"),
     np.not_equal: ("t", B),
+    np.logical_not: ("m",),
+    np.logical_and: ("m", "n"),
+    np.logical_or: (B > 1, "m"),
+    np.logical_xor: ("m", "n"),
+    np.invert: ("m",),
+    np.bitwise_and: (True, "m"),
+    np.bitwise_or: ("m", "n"),
+    np.bitwise_xor: ("m", B > 1),
 }
 
 
@@ -141,6 +150,8 @@ def _fill(template, t, u):
             out.append(t)
         elif isinstance(a, str) and a == "u":
             out.append(u)
+        elif isinstance(a, str) and a in "mn":
+            out.append((t if a == "m" else u) > 1)
         else:
             out.append(a)
     return out

@@ -701,6 +701,28 @@ class Tensor:
     def __ne__(self, other: Any) -> Tensor:  # type: ignore[override]
         return NotEqual()(self, _operand(other, self, "!="))
 
+    # ----- the logic of masks (booleans only, as PyTorch's `~`, `&`, `|`, `^` on bool tensors)
+    def __invert__(self) -> Tensor:
+        return LogicalNot()(_mask(self, "~"))
+
+    def __and__(self, other: Any) -> Tensor:
+        return LogicalAnd()(*_masks(self, other, "&"))
+
+    def __rand__(self, other: Any) -> Tensor:
+        return LogicalAnd()(*_masks(self, other, "&"))
+
+    def __or__(self, other: Any) -> Tensor:
+        return LogicalOr()(*_masks(self, other, "|"))
+
+    def __ror__(self, other: Any) -> Tensor:
+        return LogicalOr()(*_masks(self, other, "|"))
+
+    def __xor__(self, other: Any) -> Tensor:
+        return LogicalXor()(*_masks(self, other, "^"))
+
+    def __rxor__(self, other: Any) -> Tensor:
+        return LogicalXor()(*_masks(self, other, "^"))
+
     # ----- elementwise functions
     def exp(self) -> Tensor:
         return exp(self)
@@ -1350,6 +1372,21 @@ def _operand(x: Any, like: Tensor, op: str) -> Tensor:
     return t
 
 
+def _mask(t: Tensor, op: str) -> Tensor:
+    """`t`, if it is a mask; the logic of `~ & | ^` has no meaning for numbers."""
+    if t._array.dtype.kind != "b":
+        raise TypeError(
+            f"{op}: works on masks (the booleans a comparison gives), not on {_describe(t)} of "
+            f"{t.dtype}; compare first (x > 0)"
+        )
+    return t
+
+
+def _masks(t: Tensor, other: Any, op: str) -> tuple[Tensor, Tensor]:
+    """The two operands of a logical operator, both masks (the order does not matter)."""
+    return _mask(t, op), _mask(_operand(other, t, op), op)
+
+
 def _numbers_beside(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
     """A mask beside a float tensor as 0.0 and 1.0 in that tensor's dtype (a recorded cast), for
     the operations whose rules compute with an operand's values (pow, maximum, minimum): on the
@@ -1645,6 +1682,10 @@ from tinygrad_fnn.ops import (  # noqa: E402
     Less,
     LessEqual,
     Log,
+    LogicalAnd,
+    LogicalNot,
+    LogicalOr,
+    LogicalXor,
     MatMul,
     Max,
     Maximum,

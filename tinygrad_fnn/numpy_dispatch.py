@@ -63,6 +63,14 @@ UFUNCS: dict[np.ufunc, Callable[..., Any]] = {
     np.less_equal: lambda a, b: a <= b,
     np.equal: lambda a, b: a == b,
     np.not_equal: lambda a, b: a != b,
+    np.logical_not: lambda a: ~a,
+    np.logical_and: lambda a, b: _first(a, b, "np.logical_and") & b,
+    np.logical_or: lambda a, b: _first(a, b, "np.logical_or") | b,
+    np.logical_xor: lambda a, b: _first(a, b, "np.logical_xor") ^ b,
+    np.invert: lambda a: ~a,
+    np.bitwise_and: lambda a, b: _first(a, b, "np.bitwise_and") & b,
+    np.bitwise_or: lambda a, b: _first(a, b, "np.bitwise_or") | b,
+    np.bitwise_xor: lambda a, b: _first(a, b, "np.bitwise_xor") ^ b,
 }
 
 
@@ -318,9 +326,9 @@ def _convert(x: Any, like: Tensor, name: str) -> Any:
     return _operand(x, like, name)
 
 
-def _first(a: Any, b: Any) -> Tensor:
-    """`a` as a Tensor beside `b`, so that a method can be called on it."""
-    return a if isinstance(a, Tensor) else _operand(a, b, "np.maximum/np.minimum")
+def _first(a: Any, b: Any, op: str = "np.maximum/np.minimum") -> Tensor:
+    """`a` as a Tensor beside `b`, so that a method or an operator of Tensors applies."""
+    return a if isinstance(a, Tensor) else _operand(a, b, op)
 
 
 def _tensor(a: Any, name: str) -> Tensor:

@@ -648,7 +648,7 @@ class Pad(Function):
         return tuple(slice(lo, lo + n) for (lo, _), n in zip(self.widths, a.shape))
 
 
-# ----- comparisons: boolean results, no derivative
+# ----- comparisons and the logic of masks: boolean results, no derivative
 
 
 class Less(Function):
@@ -697,6 +697,38 @@ class NotEqual(Function):
 
     def forward(self, a, b):
         return a != b
+
+
+class LogicalNot(Function):
+    op = "logical_not"
+    masks = True
+
+    def forward(self, a):
+        return np.logical_not(a)
+
+
+class LogicalAnd(Function):
+    op = "logical_and"
+    masks = True
+
+    def forward(self, a, b):
+        return np.logical_and(a, b)
+
+
+class LogicalOr(Function):
+    op = "logical_or"
+    masks = True
+
+    def forward(self, a, b):
+        return np.logical_or(a, b)
+
+
+class LogicalXor(Function):
+    op = "logical_xor"
+    masks = True
+
+    def forward(self, a, b):
+        return np.logical_xor(a, b)
 
 
 def table(functions: list[type[Function]]) -> str:
