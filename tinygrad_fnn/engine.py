@@ -708,20 +708,17 @@ class Tensor:
     def __and__(self, other: Any) -> Tensor:
         return LogicalAnd()(*_masks(self, other, "&"))
 
-    def __rand__(self, other: Any) -> Tensor:
-        return LogicalAnd()(*_masks(self, other, "&"))
+    __rand__ = __and__  # (each is symmetric: the reflected form is the same)
 
     def __or__(self, other: Any) -> Tensor:
         return LogicalOr()(*_masks(self, other, "|"))
 
-    def __ror__(self, other: Any) -> Tensor:
-        return LogicalOr()(*_masks(self, other, "|"))
+    __ror__ = __or__
 
     def __xor__(self, other: Any) -> Tensor:
         return LogicalXor()(*_masks(self, other, "^"))
 
-    def __rxor__(self, other: Any) -> Tensor:
-        return LogicalXor()(*_masks(self, other, "^"))
+    __rxor__ = __xor__
 
     # ----- elementwise functions
     def exp(self) -> Tensor:
