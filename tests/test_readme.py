@@ -68,7 +68,7 @@ def test_the_layout_names_every_module():
 
 @pytest.mark.parametrize(
     "data",
-    [np.float32, np.float16, np.longdouble, np.int8, np.int64, np.uint64, bool],
+    [np.float32, np.float16, np.int8, np.int64, np.uint64, bool],
 )
 def test_data_of_another_real_type_given_without_dtype_becomes_float64(data):
     values = np.array([[0, 1], [1, 0]]).astype(data)

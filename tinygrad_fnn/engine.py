@@ -361,6 +361,19 @@ def _masks_as_numbers(inputs: tuple[Tensor, ...]) -> list[Tensor]:
 
 
 _FLOATS = "fd"  # the dtypes of Tensors (`dtype.char`): float32 and float64
+
+
+def _not_wide(given: np.ndarray, op: str, hint: str = "") -> None:
+    """Refuse floats wider than float64 (NumPy's long double) where no dtype was asked for: the
+    default, float64, would round them silently. PyTorch refuses them too; asking for a dtype
+    (or an operand beside a float tensor, which takes the tensor's dtype) rounds them."""
+    if given.dtype.kind == "f" and given.dtype.itemsize > 8:
+        raise TypeError(
+            f"{op}: the data is {given.dtype}, wider than float64, and would be rounded; "
+            f"convert it with .astype(np.float64){hint}"
+        )
+
+
 _array_of = operator.attrgetter("_array")
 _requires_grad = operator.attrgetter("requires_grad")
 _rule_lines: dict[type, str] = {}
@@ -392,10 +405,12 @@ class Tensor:
     ) -> None:
         if isinstance(data, Tensor):
             data = data._array
+        given = np.asarray(data) if not isinstance(data, np.ndarray) else data
+        if dtype is None:
+            _not_wide(given, "Tensor", " or pass dtype=np.float64")
         dtype = np.dtype(np.float64 if dtype is None else dtype)
         if dtype.char not in _FLOATS:
             raise TypeError(f"Tensor holds float64 or float32 data; dtype {dtype} is not one")
-        given = np.asarray(data) if not isinstance(data, np.ndarray) else data
         if given.dtype.kind not in "biuf":
             raise TypeError(
                 f"Tensor: cannot make a tensor of {type(data).__name__} data "
@@ -1362,6 +1377,7 @@ def _operand(x: Any, like: Tensor, op: str) -> Tensor:
         )
     dtype = like._array.dtype
     if dtype.kind == "b" and given.dtype.kind != "b":
+        _not_wide(given, op)  # beside a mask the default dtype is no choice of the user's
         dtype = np.dtype(np.float64)
     t = Tensor._wrap(given.astype(dtype, copy=False))
     if _mode.tracer is not None and isinstance(x, np.ndarray):
@@ -1495,7 +1511,9 @@ def where(condition: Any, x: Any, y: Any) -> Tensor:
     if _mode.arrays:
         return Where()(condition, x, y)
     like = next((t for t in (x, y) if isinstance(t, Tensor)), None)
-    if like is None:  # the default dtype, as `Tensor(x)` (NumPy's long double is not one)
+    if like is None:  # the default dtype, as `Tensor(x)`
+        for v in (x, y):
+            _not_wide(np.asarray(v), "where")
         like = Tensor._wrap(np.zeros((), np.float64))
     if isinstance(condition, Tensor):
         c = condition if condition.dtype == np.bool_ else condition != 0
@@ -1587,7 +1605,9 @@ def _joined(tensors: Sequence[Any], op: str) -> list[Tensor]:
     given = [t for t in tensors if isinstance(t, Tensor)]
     # the first float tensor sets the dtype (beside a mask, any float would pass the check)
     like = next((t for t in given if t._array.dtype.kind == "f"), given[0] if given else None)
-    if like is None:
+    if like is None:  # the default dtype, as `Tensor(x)`
+        for t in tensors:
+            _not_wide(np.asarray(t), op)
         like = Tensor._wrap(np.asarray(tensors[0], dtype=np.float64))
     return [_operand(t, like, op) for t in tensors]
 

@@ -40,8 +40,9 @@ def _named(t: Tensor, name: str) -> Tensor:
     return t
 
 
-def as_tensor(X: Any, dtype: Any = np.float64, name: str = "X") -> Tensor:
-    """Wrap data (features or labels) as a constant Tensor; a Tensor is returned as it is."""
+def as_tensor(X: Any, dtype: Any = None, name: str = "X") -> Tensor:
+    """Wrap data (features or labels) as a constant Tensor; a Tensor is returned as it is.
+    Without a dtype, as `Tensor(X)`: float64, and data wider than that is refused."""
     return X if isinstance(X, Tensor) else Tensor(X, dtype=dtype, name=name)
 
 

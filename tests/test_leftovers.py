@@ -1,0 +1,96 @@
+"""Small trust gaps closed after the last rounds; each test failed before its fix.
+
+1. Floats wider than float64 (NumPy's long double) were rounded to float64 silently when no
+   dtype was asked for; now they are refused, as PyTorch refuses them.
+"""
+
+import numpy as np
+import pytest
+from torch_oracle import needs_torch, torch
+
+from tinygrad_fnn import Tensor, compile, concatenate, fnn, where
+
+WIDE = np.dtype(np.longdouble)
+needs_wide = pytest.mark.skipif(
+    WIDE.itemsize <= 8, reason="NumPy's long double is float64 on this platform"
+)
+
+
+def wide(seed: int, shape: tuple[int, ...]) -> np.ndarray:
+    """Long doubles that float64 cannot hold exactly (1 + a third of an ULP of float64)."""
+    x = np.random.default_rng(seed).standard_normal(shape).astype(WIDE)
+    return x + x * WIDE.type(np.finfo(np.float64).eps / 3)
+
+
+# each: building a tensor from the data with no dtype given, in one of the ways a user can
+UNASKED = {
+    "Tensor(array)": lambda a: Tensor(a),
+    "Tensor(scalar)": lambda a: Tensor(a.ravel()[0]),
+    "Tensor(list)": lambda a: Tensor(list(a.ravel())),
+    "Tensor(requires_grad)": lambda a: Tensor(a, requires_grad=True),
+    "fnn.as_tensor": lambda a: fnn.as_tensor(a),
+    "where, no tensor": lambda a: where(a > 0, a, 0.0),
+    "where, the other side": lambda a: where(a > 0, 0.0, a),
+    "concatenate, no tensor": lambda a: concatenate([a, a]),
+    "beside a mask": lambda a: (Tensor(np.ones(a.shape)) > 0) + a,
+}
+
+
+@needs_wide
+@pytest.mark.parametrize("build", UNASKED.values(), ids=UNASKED.keys())
+@pytest.mark.parametrize("shape", [(3,), (2, 3), (1,)])
+def test_wide_floats_are_refused_when_no_dtype_is_given(build, shape):
+    with pytest.raises(TypeError, match=r"wider than float64.*astype\(np\.float64\)"):
+        build(wide(len(shape), shape))
+
+
+@needs_wide
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_wide_floats_are_rounded_when_the_dtype_is_asked_for(seed, dtype):
+    a = wide(seed, (4, 3))
+    for t in (Tensor(a, dtype=dtype), fnn.as_tensor(a, dtype)):
+        assert t.dtype == dtype
+        assert np.array_equal(t.data, a.astype(dtype))
+        assert not np.array_equal(t.data.astype(WIDE), a)  # the rounding did happen
+
+
+@needs_wide
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_wide_operands_beside_a_tensor_take_its_dtype(dtype):
+    """By design: numbers and arrays beside a float tensor are read in the tensor's dtype."""
+    a = wide(0, (2, 3))
+    x = Tensor(np.ones((2, 3)), dtype=dtype)
+    for t in (x + a, a * x, where(a > 0, x, a), concatenate([x, a])):
+        assert t.dtype == dtype
+    assert np.array_equal((x + a).data, 1 + a.astype(dtype))
+
+
+@needs_wide
+def test_a_compiled_function_refuses_a_wide_argument_its_eager_twin_refuses():
+    """The signature holds an argument's dtype, so a long double traces again, and is refused."""
+    w = Tensor(np.ones(3), requires_grad=True)
+    mask = Tensor(np.ones(3)) > 0
+    made = lambda X: (Tensor(X) * w).sum()  # noqa: E731
+    beside_mask = lambda X: ((mask + X) * w).sum()  # noqa: E731
+    for fn, want in ((made, 0 + 1 + 2), (beside_mask, 1 + 2 + 3)):
+        step = compile(fn)
+        assert float(step(np.arange(3.0)).data) == want
+        assert float(step(np.arange(3.0)).data) == want  # the replay
+        with pytest.raises(TypeError, match="wider than float64"):
+            step(wide(0, (3,)))
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.int64, np.bool_])
+def test_narrower_data_is_still_taken(dtype):
+    a = np.arange(6).reshape(2, 3).astype(dtype)
+    t = Tensor(a)
+    assert t.dtype == np.float64
+    assert np.array_equal(t.data, a.astype(np.float64))
+
+
+@needs_torch
+@needs_wide
+def test_pytorch_refuses_long_double_too():
+    with pytest.raises(TypeError):
+        torch.tensor(wide(0, (3,)))
