@@ -200,6 +200,14 @@ MISTAKES = [
     ([*T, "--save", "/dev/null"], "--save /dev/null: refusing to replace a device"),
     (["graph", "--out", "{d}/bc.npz"], "--out {d}/bc.npz: {d}/bc.npz exists and is not a folder"),
     (["demo", "--out", "{d}/bc.npz/sub"], "--out {d}/bc.npz/sub: {d}/bc.npz exists and is not a"),
+    # --- long options are taken whole, never abbreviated
+    (["train", "--layer", "2,4,1"], "unrecognized arguments: --layer 2,4,1"),
+    (["compare", "--bat", "8"], "unrecognized arguments: --bat 8"),
+    (["derive", "--lo", "composed"], "unrecognized arguments: --lo composed"),
+    (["predict", P, "--cs", "{d}/rows.csv"], "unrecognized arguments: --cs {d}/rows.csv"),
+    (["graph", "--rank", "TB", "--out", "{d}/g"], "unrecognized arguments: --rank TB"),
+    (["demo", "--epoch", "3", "--out", "{d}/demo"], "unrecognized arguments: --epoch 3"),
+    (["--deb", "derive"], "unrecognized arguments: --deb"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
     (["bench"], "invalid choice: 'bench'"),
     # --- the network, for every command that builds one (one parser, one check)

@@ -2,13 +2,17 @@
 
 1. Floats wider than float64 (NumPy's long double) were rounded to float64 silently when no
    dtype was asked for; now they are refused, as PyTorch refuses them.
+2. The command took abbreviated long options (`--layer` for `--layers`), argparse's default;
+   now an abbreviation is a mistake like any unknown option.
 """
+
+import argparse
 
 import numpy as np
 import pytest
 from torch_oracle import needs_torch, torch
 
-from tinygrad_fnn import Tensor, compile, concatenate, fnn, where
+from tinygrad_fnn import Tensor, cli, compile, concatenate, fnn, where
 
 WIDE = np.dtype(np.longdouble)
 needs_wide = pytest.mark.skipif(
@@ -94,3 +98,49 @@ def test_narrower_data_is_still_taken(dtype):
 def test_pytorch_refuses_long_double_too():
     with pytest.raises(TypeError):
         torch.tensor(wide(0, (3,)))
+
+
+# ----- 2. the command's long options are taken whole
+
+
+def _parsers() -> list[tuple[list[str], argparse.ArgumentParser]]:
+    """The command's parser and each subcommand's, with the arguments that come before an
+    option (the subcommand and its positionals)."""
+    parser = cli.build_parser()
+    subcommands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    found = [([], parser)]
+    for name, sub in subcommands.choices.items():
+        positionals = ["p.npz" for a in sub._actions if not a.option_strings]
+        found.append(([name, *positionals], sub))
+    return found
+
+
+def _abbreviations() -> list[tuple[list[str], str]]:
+    """Every proper prefix (two dashes and at least one letter) of every long option that is
+    not itself an option, with the arguments it follows."""
+    cases = []
+    for before, parser in _parsers():
+        options = {o for a in parser._actions for o in a.option_strings if o.startswith("--")}
+        for option in sorted(options):
+            for end in range(3, len(option)):
+                if option[:end] not in options:
+                    cases.append((before, option[:end]))
+    return cases
+
+
+ABBREVIATIONS = _abbreviations()
+
+
+def test_every_subcommand_and_long_option_is_walked():
+    walked = {tuple(before[:1]) for before, _ in ABBREVIATIONS}
+    assert walked == {(), *[(c,) for c in cli.COMMANDS]}
+    assert ([], "--debu") in ABBREVIATIONS and (["train"], "--layer") in ABBREVIATIONS
+
+
+@pytest.mark.parametrize(
+    "before, prefix", ABBREVIATIONS, ids=[" ".join(c[0][:1] + [c[1]]) for c in ABBREVIATIONS]
+)
+def test_an_abbreviated_option_is_refused(before, prefix):
+    args = [prefix, "train"] if not before else [*before, prefix, "1"]
+    with pytest.raises(cli.CliError, match=f"unrecognized arguments: {prefix}( |$)"):
+        cli.build_parser().parse_args(args)

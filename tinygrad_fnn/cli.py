@@ -15,6 +15,7 @@ import time
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -57,6 +58,12 @@ class CliError(Exception):
 
 
 class _Parser(argparse.ArgumentParser):
+    """The command's parser and each subcommand's. A long option is taken whole: an
+    abbreviation (argparse accepts `--layer` for `--layers` by default) is an unknown option."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **{**kwargs, "allow_abbrev": False})
+
     def error(self, message: str) -> None:  # one line, no usage dump
         raise CliError(f"{message} (see '{self.prog} --help')")
 
