@@ -4,6 +4,7 @@
    dtype was asked for; now they are refused, as PyTorch refuses them.
 2. The command took abbreviated long options (`--layer` for `--layers`), argparse's default;
    now an abbreviation is a mistake like any unknown option.
+3. A mistake in `std` (nothing to take it of, a bad axis or ddof) was reported as `var`'s.
 """
 
 import argparse
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from torch_oracle import needs_torch, torch
 
-from tinygrad_fnn import Tensor, cli, compile, concatenate, fnn, where
+from tinygrad_fnn import ShapeError, Tensor, cli, compile, concatenate, fnn, where
 
 WIDE = np.dtype(np.longdouble)
 needs_wide = pytest.mark.skipif(
@@ -144,3 +145,33 @@ def test_an_abbreviated_option_is_refused(before, prefix):
     args = [prefix, "train"] if not before else [*before, prefix, "1"]
     with pytest.raises(cli.CliError, match=f"unrecognized arguments: {prefix}( |$)"):
         cli.build_parser().parse_args(args)
+
+
+# ----- 3. std's mistakes name std, not the var it is computed from
+
+# each: arguments to var or std that are a mistake, the error, and what its message goes on to say
+MISTAKEN = [
+    ((0,), {}, ShapeError, "has no elements to take the {what} of"),
+    ((0, 3), {"axis": 0}, ShapeError, "has no elements to take the {what} of"),
+    ((2, 0), {"axis": (0, 1)}, ShapeError, "has no elements to take the {what} of"),
+    ((2, 3), {"axis": 2}, ShapeError, "axis 2 is out of range"),
+    ((2, 3), {"axis": (1, -1)}, ShapeError, "repeats an axis"),
+    ((2, 3), {"ddof": 6}, ValueError, "ddof must be a whole number from 0 to 5"),
+    ((2, 3), {"axis": 1, "ddof": -1}, ValueError, "ddof must be a whole number from 0 to 2"),
+    ((4,), {"ddof": 1.5}, ValueError, "ddof must be a whole number from 0 to 3"),
+]
+WHAT = {"var": "variance", "std": "standard deviation"}
+
+
+@pytest.mark.parametrize("op", ["var", "std", "np.var", "np.std"])
+@pytest.mark.parametrize("shape, kwargs, error, says", MISTAKEN)
+def test_a_mistake_in_var_or_std_names_the_one_called(op, shape, kwargs, error, says):
+    method = op.removeprefix("np.")
+    x = Tensor(np.zeros(shape), requires_grad=True)
+    call = getattr(np, method) if op.startswith("np.") else getattr(x, method)
+    args = (x,) if op.startswith("np.") else ()
+    with pytest.raises(error) as caught:
+        call(*args, **kwargs)
+    message = str(caught.value)
+    assert message.startswith(f"{method}: ")
+    assert says.format(what=WHAT[method]) in message

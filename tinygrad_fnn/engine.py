@@ -860,13 +860,18 @@ class Tensor:
         self, axis: int | Sequence[int] | None = None, ddof: int = 0, keepdims: bool = False
     ) -> Tensor:
         """Variance, NumPy's way: ddof=0 by default (PyTorch's default is 1)."""
-        axes = _axes(axis, self.ndim, "var")
+        return self._variance(axis, ddof, keepdims, "var")
+
+    def _variance(self, axis: Any, ddof: Any, keepdims: bool, op: str) -> Tensor:
+        """The variance; `op` is the method called (var or std), which a mistake names."""
+        axes = _axes(axis, self.ndim, op)
         count = self.size if axes is None else int(np.prod([self.shape[a] for a in axes]))
         if count == 0:
-            raise ShapeError(f"var: {_describe(self)} has no elements to take the variance of")
+            what = "variance" if op == "var" else "standard deviation"
+            raise ShapeError(f"{op}: {_describe(self)} has no elements to take the {what} of")
         if not isinstance(ddof, (int, np.integer)) or not 0 <= ddof < count:
             raise ValueError(
-                f"var: ddof must be a whole number from 0 to {count - 1}, got {ddof!r}"
+                f"{op}: ddof must be a whole number from 0 to {count - 1}, got {ddof!r}"
             )
         centred = self - self.mean(axes, keepdims=True)
         return (centred * centred).sum(axes, keepdims=keepdims) / (count - ddof)
@@ -876,7 +881,7 @@ class Tensor:
     ) -> Tensor:
         """Standard deviation, the square root of `var` (same ddof). Where it is 0 its gradient
         is 0, as PyTorch's (sqrt's slope there is infinite, and times var's 0 it would be nan)."""
-        variance = self.var(axis, ddof, keepdims)
+        variance = self._variance(axis, ddof, keepdims, "std")
         zero = variance == 0
         return where(zero, 0.0, where(zero, 1.0, variance).sqrt())
 
