@@ -5,6 +5,9 @@
 2. The command took abbreviated long options (`--layer` for `--layers`), argparse's default;
    now an abbreviation is a mistake like any unknown option.
 3. A mistake in `std` (nothing to take it of, a bad axis or ddof) was reported as `var`'s.
+4. `compile` keyed a dict argument by its keys' values only: `{0: x}`, `{0.0: x}` and
+   `{False: x}` (equal keys, equal hashes) shared one program, so a function that looks at the
+   key's type could replay a program traced for another type.
 """
 
 import argparse
@@ -175,3 +178,57 @@ def test_a_mistake_in_var_or_std_names_the_one_called(op, shape, kwargs, error, 
     message = str(caught.value)
     assert message.startswith(f"{method}: ")
     assert says.format(what=WHAT[method]) in message
+
+
+# ----- 4. compile tells equal keys of different types apart
+
+# each: values Python finds equal, with equal hashes, which a function can tell apart
+EQUAL_KEYS = [
+    [0, 0.0, False, -0.0, np.float64(0.0), np.int64(0)],
+    [1, 1.0, True],
+    [(0,), (False,), (0.0,), (-0.0,)],
+    [frozenset({0}), frozenset({False}), frozenset({0.0})],
+    [(1, (0,)), (1, (False,)), (True, (0,))],
+]
+
+
+def _weight(k: object) -> float:
+    """A number that differs for each value in a group of `EQUAL_KEYS` (its repr's length)."""
+    return float(len(repr(k)))
+
+
+def _weighed(d: dict, w: Tensor) -> Tensor:
+    """Σ weight(key) · Σ(value · w): a cost whose value depends on the keys' types."""
+    return sum(_weight(k) * (v * w).sum() for k, v in d.items())
+
+
+W = Tensor(np.linspace(0.5, 2.0, 3), requires_grad=True)  # the parameter, a global they name
+
+# each: a function whose cost depends on a key's type, and the arguments of a call with key k
+SHAPES_OF_CALL = {
+    "dict": (lambda d: _weighed(d, W), lambda k, x: ((({k: x}),), {})),
+    "keyword": (lambda *, d: _weighed(d, W), lambda k, x: ((), {"d": {k: x}})),
+    "nested": (lambda a: _weighed(a[0]["in"], W), lambda k, x: (([{"in": {k: x}}],), {})),
+    "two keys": (lambda d: _weighed(d, W), lambda k, x: (({"a": x, k: 2 * x},), {})),
+    "frozenset": (lambda s, x: _weight(s) * (x * W).sum(), lambda k, x: ((frozenset({k}), x), {})),
+}
+
+
+@pytest.mark.parametrize("group", EQUAL_KEYS, ids=[repr(g[0]) for g in EQUAL_KEYS])
+@pytest.mark.parametrize("fn, call", SHAPES_OF_CALL.values(), ids=SHAPES_OF_CALL.keys())
+def test_a_compiled_function_tells_equal_keys_of_other_types_apart(group, fn, call):
+    step = compile(fn)
+    rng = np.random.default_rng(len(group))
+    # each key twice in a row (the fast path), then back through the others (the general path)
+    for k in [*group, *group[::-1], *group]:
+        x = Tensor(rng.standard_normal(3))
+        args, kwargs = call(k, x)
+        W.grad = None
+        want = fn(*args, **kwargs)
+        want.backward()
+        want_grad = W.grad.data.copy()
+        W.grad = None
+        got = step(*args, **kwargs)
+        assert np.array_equal(got.data, want.data), (k, float(got.data), float(want.data))
+        assert np.array_equal(W.grad.data, want_grad), k
+    assert step.traces == len({repr(k) for k in group})

@@ -14,16 +14,17 @@ backward walk.
 
 The signature (a new one traces again, as `jax.jit` does): the shapes, dtypes and strides of the
 Tensor and array arguments (dicts, lists and tuples of them are walked), the values of the other
-arguments (and the sign of a zero: 1 / -0.0 is -inf), the identity of every Tensor the function
-captures (see below), the shape, dtype and strides of its data (`.data = ...` may replace it, or
-`.data.shape = ...` change it in place) and whether it requires grad, the shape and dtype of the
-`.grad` a parameter has already (backward accumulates into it; one that cannot take the sum is
-eager's error; a `.grad` that is not a Tensor is refused, as PyTorch does), and the grad mode.
-Under `detect_anomaly()` the step runs eagerly, so that an anomaly names its operation. A call
-like the last one does not build the key: one generated function (`_FastPath`) holds a guard
-that reads the same things and compares each with what it was (under a microsecond), the
-program's lines, the handing over of the gradients and, with `compile(fn, lr=...)`, the update;
-anything else takes the general path.
+arguments and the keys of those dicts, each with its type (0, 0.0 and False are equal keys, yet
+`isinstance(k, bool)` tells them apart) and the sign of a zero (1 / -0.0 is -inf), the identity
+of every Tensor the function captures (see below), the shape, dtype and strides of its data
+(`.data = ...` may replace it, or `.data.shape = ...` change it in place) and whether it
+requires grad, the shape and dtype of the `.grad` a parameter has already (backward accumulates
+into it; one that cannot take the sum is eager's error; a `.grad` that is not a Tensor is
+refused, as PyTorch does), and the grad mode. Under `detect_anomaly()` the step runs eagerly, so
+that an anomaly names its operation. A call like the last one does not build the key: one
+generated function (`_FastPath`) holds a guard that reads the same things and compares each with
+what it was (under a microsecond), the program's lines, the handing over of the gradients and,
+with `compile(fn, lr=...)`, the update; anything else takes the general path.
 
 What the program reads each call, and what it freezes:
 - Tensors passed as arguments, or captured through the names the function uses (its closure
@@ -283,7 +284,7 @@ def _walk_argument(x: Any, found: list, parts: list, depth: int = 0) -> None:
         parts.append((kind, len(x)))
         for k, v in items:
             if kind is dict:
-                parts.append(k)
+                parts.append(_typed(k))
             _walk_argument(v, found, parts, depth + 1)
     else:
         try:
@@ -293,7 +294,19 @@ def _walk_argument(x: Any, found: list, parts: list, depth: int = 0) -> None:
                 f"compile: an argument of type {kind.__name__} is neither a Tensor, an array, a "
                 "dict, list or tuple of them, nor a hashable value that could key the program"
             ) from None
-        parts.append((kind, x, _zero_sign(x)))
+        parts.append(_typed(x))
+
+
+def _typed(x: Any) -> tuple:
+    """A hashable value as a part of the key: with its type and a zero's sign, and so for the
+    items of a tuple or frozenset. Python finds 0, 0.0, False and -0.0 equal (one dict slot),
+    yet the function may tell them apart (`isinstance(k, bool)`, 1 / k)."""
+    kind = type(x)
+    if kind is tuple:
+        return (kind, tuple(map(_typed, x)))
+    if kind is frozenset:
+        return (kind, frozenset(map(_typed, x)))
+    return (kind, x, _zero_sign(x))
 
 
 def _zero_sign(x: Any) -> str | None:
@@ -388,7 +401,7 @@ def _value_key(x: Any) -> Any:
     """A captured value that is neither a Tensor nor walked: a number or string by value (with
     a zero's sign), anything else by identity."""
     if _is_scalar(x):
-        return (type(x), x, _zero_sign(x))
+        return _typed(x)
     return _Held(x)
 
 
@@ -920,12 +933,15 @@ class _FastPath:
                 self.ok = False
                 return
             self.refuse(f"type({expr}) is not {kind.__name__} or len({expr}) != {len(x)}")
-            if kind is dict:
-                self.refuse(f"tuple({expr}) != {self.const(tuple(x))}")
+            if kind is dict:  # its keys, in order, each of its type (as `_typed` in the key)
+                keys = self.const(tuple(map(_typed, x)))
+                self.refuse(f"tuple(map({self.const(_typed)}, {expr})) != {keys}")
             for k, v in x.items() if kind is dict else enumerate(x):
                 item = self.local()
                 self.lines.append(f"{item} = {expr}[{self.const(k) if kind is dict else k}]")
                 self.argument(item, v, depth + 1)
+        elif kind is tuple or kind is frozenset:  # deeper than the key walks: as `_typed`
+            self.refuse(f"{self.const(_typed)}({expr}) != {self.const(_typed(x))}")
         else:
             self.value(expr, x)
 
