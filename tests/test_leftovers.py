@@ -8,6 +8,7 @@
 4. `compile` keyed a dict argument by its keys' values only: `{0: x}`, `{0.0: x}` and
    `{False: x}` (equal keys, equal hashes) shared one program, so a function that looks at the
    key's type could replay a program traced for another type.
+5. `pictures.py` imported the private `compare._is_tutorial`; it is `compare.is_tutorial` now.
 """
 
 import argparse
@@ -232,3 +233,40 @@ def test_a_compiled_function_tells_equal_keys_of_other_types_apart(group, fn, ca
         assert np.array_equal(got.data, want.data), (k, float(got.data), float(want.data))
         assert np.array_equal(W.grad.data, want_grad), k
     assert step.traces == len({repr(k) for k in group})
+
+
+# ----- 5. one public test of "the tutorial's network", shared by compare and pictures
+
+
+@pytest.mark.parametrize(
+    "layers, activation, tutorial",
+    [
+        ((30, 16, 1), "relu", True),
+        ([2, 1, 1], "relu", True),
+        ((30, 16, 1), "tanh", False),
+        ((30, 16, 8, 1), "relu", False),
+        ((64, 32, 10), "relu", False),
+        ((30, 1), "relu", False),
+    ],
+)
+def test_the_tutorial_network_is_one_hidden_relu_layer_and_one_output(layers, activation, tutorial):
+    from tinygrad_fnn import compare, pictures
+
+    assert compare.is_tutorial(layers, activation) is tutorial
+    assert pictures.is_tutorial is compare.is_tutorial  # one test, not a copy
+
+
+def test_pictures_imports_no_private_name_of_compare():
+    import ast
+    import inspect
+
+    from tinygrad_fnn import pictures
+
+    tree = ast.parse(inspect.getsource(pictures))
+    imported = [
+        alias.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module == "tinygrad_fnn.compare"
+        for alias in node.names
+    ]
+    assert imported and not [name for name in imported if name.startswith("_")]

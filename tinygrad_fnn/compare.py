@@ -119,7 +119,7 @@ class Comparison:
     def table(self) -> str:
         """A Markdown table, one row per gradient."""
         network = ""
-        if not _is_tutorial(self.layers, self.activation):
+        if not is_tutorial(self.layers, self.activation):
             sizes = ",".join(str(n) for n in self.layers)
             network = f", layers={sizes}, activation={self.activation}"
         lines = [
@@ -158,7 +158,10 @@ def magnitudes(
     }
 
 
-def _is_tutorial(layers: tuple[int, ...], activation: str) -> bool:
+def is_tutorial(layers: Sequence[int], activation: str) -> bool:
+    """Whether the layer sizes and activation are the tutorial's network (one hidden ReLU layer,
+    one sigmoid output unit), which is compared with the tutorial's own hand-written code and
+    described by its sizes alone; any other network goes through `manual`'s general one."""
     return len(layers) == 3 and layers[-1] == 1 and activation == "relu"
 
 
@@ -233,7 +236,7 @@ def hand_derived(
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The forward cache and the gradients by hand: the tutorial's own code for its network,
     `manual.deep_backpropagation` for any other."""
-    if _is_tutorial(layers, activation):
+    if is_tutorial(layers, activation):
         _, cache = manual.forward_propagation(X, arrays)
         return cache, manual.backpropagation(X, Y, arrays, cache)
     _, cache = manual.deep_forward_propagation(X, arrays, activation)
@@ -255,7 +258,7 @@ def comparison(
     if layers is None:
         layers = (X.shape[0], reference["dW1"].shape[0], reference["dW2"].shape[0])
     compared = gradient_names(len(layers) - 1)
-    tutorial = _is_tutorial(layers, activation)
+    tutorial = is_tutorial(layers, activation)
     return Comparison(
         loss=loss,
         m=X.shape[1],

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from tinygrad_fnn import datasets, fnn, manual
-from tinygrad_fnn.compare import Comparison, _is_tutorial, comparison, hand_derived
+from tinygrad_fnn.compare import Comparison, comparison, hand_derived, is_tutorial
 from tinygrad_fnn.engine import Tensor
 from tinygrad_fnn.graph import collect, draw_backward, draw_graph
 from tinygrad_fnn.render import write
@@ -104,7 +104,7 @@ def network_pictures(
     cost = fnn.cost_of(cache, Y, loss)
     L = manual.number_of_layers(params)
     sizes = (X.shape[0], *(params[f"W{k}"].shape[0] for k in range(1, L + 1)))
-    if _is_tutorial(sizes, activation):
+    if is_tutorial(sizes, activation):
         network = f"n_x={sizes[0]}, hidden={sizes[1]}"
     else:
         network = f"layers={','.join(map(str, sizes))}, activation={activation}"
