@@ -15,6 +15,7 @@ import argparse
 
 import numpy as np
 import pytest
+from eager_twin import assert_compiled_is_eager
 from torch_oracle import needs_torch, torch
 
 from tinygrad_fnn import ShapeError, Tensor, cli, compile, concatenate, fnn, where
@@ -270,3 +271,29 @@ def test_pictures_imports_no_private_name_of_compare():
         for alias in node.names
     ]
     assert imported and not [name for name in imported if name.startswith("_")]
+
+
+# ----- found on the way: `compile(fn, lr=...)` updated while its trace still held every result
+
+
+def _unused(x: Tensor, w: Tensor) -> Tensor:
+    x + w  # a result no cost reaches (eager drops it at once)
+    return (w * w).sum()
+
+
+# each: a cost with a result of a parameter that backward does not reach
+UNREACHED = {
+    "compared": lambda x, w: (((x + w) > 0) * w).sum(),
+    "in where": lambda x, w: where((x * w) > 0, w * w, -w).sum(),
+    "unused": _unused,
+    "cast of a comparison": lambda x, w: ((w - x > 0).astype(np.float64) * w).sum(),
+}
+
+
+@pytest.mark.parametrize("cost", UNREACHED.values(), ids=UNREACHED.keys())
+@pytest.mark.parametrize("seed", range(3))
+def test_the_first_compiled_update_is_not_blocked_by_a_result_backward_did_not_reach(cost, seed):
+    rng = np.random.default_rng(seed)
+    x = Tensor(rng.standard_normal((3, 5)))
+    w = Tensor(rng.standard_normal((3, 5)), requires_grad=True)
+    assert_compiled_is_eager(lambda w: cost(x, w), w, 0.1)

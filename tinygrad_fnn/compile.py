@@ -2046,6 +2046,9 @@ class Compiled:
         self._programs[key] = program
         self._last, self._eager_params = program, None
         self._fast = self._fast_sgd = None
+        # the record holds every result the trace made: one that backward did not reach (x + w,
+        # only compared) locks its parameter's data until it is dropped, as in eager
+        del tracer, lowering
         if self.lr is not None:
             self.sgd(self.lr)
         return _result(cost._array, cost.name)
