@@ -9,6 +9,11 @@
    `{False: x}` (equal keys, equal hashes) shared one program, so a function that looks at the
    key's type could replay a program traced for another type.
 5. `pictures.py` imported the private `compare._is_tutorial`; it is `compare.is_tutorial` now.
+6. The maximum and minimum of a mask, the matrix `diag` makes of a mask and a mask's triangles
+   (`tril`, `triu`) were float64; they stay masks, as NumPy and PyTorch keep them booleans.
+
+Found on the way: the first call of `compile(fn, lr=...)` failed ("output array is read-only")
+when `fn` made a result of a parameter that backward does not reach (`(x + w) > 0`).
 """
 
 import argparse
@@ -271,6 +276,92 @@ def test_pictures_imports_no_private_name_of_compare():
         for alias in node.names
     ]
     assert imported and not [name for name in imported if name.startswith("_")]
+
+
+# ----- 6. a mask's maximum, minimum, diag and triangles are masks
+
+# each: the engine on a mask, NumPy on its booleans, PyTorch on them (None: NumPy is the oracle)
+KEEPING = {
+    "max()": (lambda m: m.max(), np.max, lambda t: t.amax()),
+    "max(0)": (lambda m: m.max(0), lambda v: v.max(0), lambda t: t.amax(0)),
+    "max(-1, keepdims)": (
+        lambda m: m.max(-1, keepdims=True),
+        lambda v: v.max(-1, keepdims=True),
+        lambda t: t.amax(-1, keepdim=True),
+    ),
+    "min()": (lambda m: m.min(), np.min, lambda t: t.amin()),
+    "min(-1)": (lambda m: m.min(-1), lambda v: v.min(-1), lambda t: t.amin(-1)),
+    "np.amax": (lambda m: np.amax(m, axis=0), lambda v: np.amax(v, axis=0), None),
+    "np.min": (lambda m: np.min(m), np.min, None),
+    "tril()": (lambda m: m.tril(), np.tril, lambda t: t.tril()),
+    "tril(1)": (lambda m: m.tril(1), lambda v: np.tril(v, 1), lambda t: t.tril(1)),
+    "triu()": (lambda m: m.triu(), np.triu, lambda t: t.triu()),
+    "triu(-1)": (lambda m: m.triu(-1), lambda v: np.triu(v, -1), lambda t: t.triu(-1)),
+    "np.tril": (lambda m: np.tril(m, -1), lambda v: np.tril(v, -1), None),
+    "np.triu": (lambda m: np.triu(m, 2), lambda v: np.triu(v, 2), None),
+    "diag()": (lambda m: m[..., 0, :].diag(), lambda v: np.diag(v[..., 0, :]), None),
+    "diag(2)": (lambda m: m[..., 0, :].diag(2), lambda v: np.diag(v[..., 0, :], 2), None),
+    "diag(-1)": (lambda m: m[..., 0, :].diag(-1), lambda v: np.diag(v[..., 0, :], -1), None),
+    "np.diag": (lambda m: np.diag(m[..., 0, :]), lambda v: np.diag(v[..., 0, :]), None),
+}
+MATRICES = [(4, 5), (1, 1), (3, 1), (2, 6), (5, 5)]
+
+
+def _mask(seed: int, shape: tuple[int, ...]) -> tuple[Tensor, np.ndarray]:
+    """A mask made by a comparison (with an exact tie, False), and its booleans."""
+    x = np.random.default_rng(seed).standard_normal(shape)
+    x[0, 0] = 0.0
+    return Tensor(x) > 0, x > 0
+
+
+@pytest.mark.parametrize("case", KEEPING, ids=list(KEEPING))
+def test_a_masks_maximum_minimum_diag_and_triangles_are_masks(case):
+    ours, numpy, _ = KEEPING[case]
+    for seed, shape in enumerate(MATRICES):
+        m, v = _mask(seed, shape)
+        got, want = ours(m), numpy(v)
+        assert got.dtype == np.bool_ and want.dtype == np.bool_, case
+        assert got.shape == want.shape and np.array_equal(got.data, want), case
+
+
+@needs_torch
+@pytest.mark.parametrize("case", [c for c in KEEPING if KEEPING[c][2] is not None])
+def test_a_masks_maximum_minimum_and_triangles_agree_with_pytorch(case):
+    ours, _, theirs = KEEPING[case]
+    for seed, shape in enumerate(MATRICES):
+        m, v = _mask(seed, shape)
+        got, want = ours(m), theirs(torch.from_numpy(v))
+        assert got.dtype == np.bool_ and want.dtype == torch.bool, case
+        assert np.array_equal(got.data, want.numpy()), case
+
+
+@needs_torch
+@pytest.mark.parametrize("k", [0, 1, -2])
+def test_diag_of_a_mask_agrees_with_pytorch(k):
+    for seed, shape in enumerate(MATRICES):
+        m, v = _mask(seed, shape)
+        got, want = m[0].diag(k), torch.from_numpy(v[0]).diag(k)
+        assert got.dtype == np.bool_ and want.dtype == torch.bool
+        assert np.array_equal(got.data, want.numpy())
+
+
+def test_a_masks_kept_masks_in_a_compiled_step_give_the_eager_bits():
+    rng = np.random.default_rng(11)
+    x = Tensor(rng.standard_normal((4, 4)))
+
+    def cost(w: Tensor) -> Tensor:
+        m = (x + w) > 0
+        kept = m.tril() | m.triu(2) | (m[0].diag() & m.max(0, keepdims=True))
+        return (where(kept, w * w, -w) + m.min(1, keepdims=True) * w).sum()
+
+    assert_compiled_is_eager(cost, Tensor(rng.standard_normal((4, 4)), requires_grad=True), 0.1)
+
+
+def test_a_float_tensors_maximum_and_triangles_stay_float():
+    for dtype in (np.float32, np.float64):
+        x = Tensor(np.arange(12.0).reshape(3, 4) - 5, dtype=dtype)
+        for t in (x.max(), x.min(0), x.tril(), x.triu(1), x[0].diag(1)):
+            assert t.dtype == dtype
 
 
 # ----- found on the way: `compile(fn, lr=...)` updated while its trace still held every result

@@ -1028,8 +1028,9 @@ class Tensor:
         (k,) = _ints((k,), which)
         rows, columns = self.shape[-2:]
         keep = np.tri(rows, columns, k, dtype=bool)
+        zero = False if self._array.dtype.kind == "b" else 0.0  # a mask's triangle is a mask
         return where(
-            keep if which == "tril" else ~np.tri(rows, columns, k - 1, dtype=bool), self, 0.0
+            keep if which == "tril" else ~np.tri(rows, columns, k - 1, dtype=bool), self, zero
         )
 
     def split(self, sections: int | Sequence[int], axis: int = 0) -> list[Tensor]:

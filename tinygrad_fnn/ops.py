@@ -247,6 +247,7 @@ class Max(_Reduction):
     """Tied maxima share the gradient equally, as `torch.amax` does."""
 
     op = "max"
+    masks = True  # a mask's maximum is a mask (any), as in PyTorch; its minimum (all) too
 
     def forward(self, a):
         return np.max(a, axis=self.axes, keepdims=self.keepdims)
@@ -589,6 +590,7 @@ class ScatterAdd(Function):
     gradient of `Getitem`, and `Getitem` is its gradient."""
 
     op = "scatter_add"
+    masks = True  # a mask scattered (`diag`) is a mask, False elsewhere (repeats: or, as +)
 
     def __init__(self, index: tuple, shape: tuple[int, ...]) -> None:
         self.index = index
