@@ -4,7 +4,9 @@
    dtype was asked for; now they are refused, as PyTorch refuses them.
 2. The command took abbreviated long options (`--layer` for `--layers`), argparse's default;
    now an abbreviation is a mistake like any unknown option.
-3. A mistake in `std` (nothing to take it of, a bad axis or ddof) was reported as `var`'s.
+3. A mistake in `std` (nothing to take it of, a bad axis or ddof) was reported as `var`'s; so
+   were mistakes in `trace`, `unsqueeze` and `log_softmax` as `diagonal`'s, `expand_dims`' and
+   `logsumexp`'s.
 4. `compile` keyed a dict argument by its keys' values only: `{0: x}`, `{0.0: x}` and
    `{False: x}` (equal keys, equal hashes) shared one program, so a function that looks at the
    key's type could replay a program traced for another type.
@@ -23,7 +25,7 @@ import pytest
 from eager_twin import assert_compiled_is_eager
 from torch_oracle import needs_torch, torch
 
-from tinygrad_fnn import ShapeError, Tensor, cli, compile, concatenate, fnn, where
+from tinygrad_fnn import ShapeError, Tensor, cli, compile, concatenate, fnn, log_softmax, where
 
 WIDE = np.dtype(np.longdouble)
 needs_wide = pytest.mark.skipif(
@@ -185,6 +187,34 @@ def test_a_mistake_in_var_or_std_names_the_one_called(op, shape, kwargs, error, 
     message = str(caught.value)
     assert message.startswith(f"{method}: ")
     assert says.format(what=WHAT[method]) in message
+
+
+# the same for the other methods computed through another: each names itself
+# each: a mistaken call, and the start of its message
+THROUGH_ANOTHER = {
+    "trace of a vector": (lambda: Tensor(np.zeros(3)).trace(), "trace: needs a matrix"),
+    "trace of a 3-D tensor": (lambda: Tensor(np.zeros((2, 2, 2))).trace(), "trace: needs a"),
+    "trace, offset 1.5": (lambda: Tensor(np.zeros((2, 2))).trace(1.5), "trace: expects whole"),
+    "unsqueeze, axis 7": (lambda: Tensor(np.zeros((2, 3))).unsqueeze(7), "unsqueeze: axis 7"),
+    "unsqueeze, axis -4": (lambda: Tensor(np.zeros((2, 3))).unsqueeze(-4), "unsqueeze: axis -4"),
+    "unsqueeze, axis 0.5": (lambda: Tensor(np.zeros(2)).unsqueeze(0.5), "unsqueeze: axis: expects"),
+    "log_softmax, axis 4": (lambda: Tensor(np.zeros((2, 3))).log_softmax(4), "log_softmax: axis 4"),
+    "log_softmax, axis (0, 0)": (
+        lambda: Tensor(np.zeros((2, 3))).log_softmax((0, 0)),
+        "log_softmax: axis (0, 0) repeats",
+    ),
+    "tg.log_softmax, axis 2": (
+        lambda: log_softmax(Tensor(np.zeros(3)), 2),
+        "log_softmax: axis 2",
+    ),
+}
+
+
+@pytest.mark.parametrize("call, start", THROUGH_ANOTHER.values(), ids=THROUGH_ANOTHER.keys())
+def test_a_method_computed_through_another_names_itself(call, start):
+    with pytest.raises((ShapeError, TypeError, ValueError)) as caught:
+        call()
+    assert str(caught.value).startswith(start), str(caught.value)
 
 
 # ----- 4. compile tells equal keys of different types apart

@@ -945,14 +945,18 @@ class Tensor:
 
     def expand_dims(self, axis: int | Sequence[int]) -> Tensor:
         """New axes of length 1 at the positions `axis` of the result, as `np.expand_dims`."""
+        return self._new_axes(axis, "expand_dims")
+
+    def _new_axes(self, axis: Any, op: str) -> Tensor:
+        """`expand_dims`; `op` is the method called, which a mistake names."""
         positions = (axis,) if not isinstance(axis, (tuple, list)) else tuple(axis)
-        axes = _axes(positions, self.ndim + len(positions), "expand_dims")
+        axes = _axes(positions, self.ndim + len(positions), op)
         shape = iter(self.shape)
         return self.reshape([1 if i in axes else next(shape) for i in range(self.ndim + len(axes))])
 
     def unsqueeze(self, axis: int) -> Tensor:
         """One new axis of length 1 at `axis` (PyTorch's name for `expand_dims`)."""
-        return self.expand_dims(axis)
+        return self._new_axes(axis, "unsqueeze")
 
     def flatten(self) -> Tensor:
         """All elements in one axis, row by row (a copy in NumPy; here a recorded reshape)."""
@@ -994,9 +998,13 @@ class Tensor:
 
     def diagonal(self, offset: int = 0) -> Tensor:
         """The diagonal of a matrix (above it for offset > 0, below for < 0)."""
+        return self._diagonal_of(offset, "diagonal")
+
+    def _diagonal_of(self, offset: Any, op: str) -> Tensor:
+        """`diagonal`; `op` is the method called, which a mistake names."""
         if self.ndim != 2:
-            raise ShapeError(f"diagonal: needs a matrix, got {_describe(self)}")
-        rows, columns = _diagonal(self.shape, _ints((offset,), "diagonal")[0])
+            raise ShapeError(f"{op}: needs a matrix, got {_describe(self)}")
+        rows, columns = _diagonal(self.shape, _ints((offset,), op)[0])
         return self[rows, columns]
 
     def diag(self, k: int = 0) -> Tensor:
@@ -1012,7 +1020,7 @@ class Tensor:
 
     def trace(self, offset: int = 0) -> Tensor:
         """The sum of the diagonal of a matrix."""
-        return self.diagonal(offset).sum()
+        return self._diagonal_of(offset, "trace").sum()
 
     def tril(self, k: int = 0) -> Tensor:
         """The matrix with zeros above diagonal k (of the last two axes)."""
@@ -1530,10 +1538,15 @@ def where(condition: Any, x: Any, y: Any) -> Tensor:
 
 def logsumexp(x: Tensor, axis: int | Sequence[int] | None = None, keepdims: bool = False) -> Tensor:
     """log(Σ exp(x)), computed stably by shifting by the maximum (a constant: it cancels)."""
-    _expect_tensor(x, "logsumexp")
+    return _logsumexp(x, axis, keepdims, "logsumexp")
+
+
+def _logsumexp(x: Tensor, axis: Any, keepdims: bool, op: str) -> Tensor:
+    """`logsumexp`; `op` is the function called, which a mistake names."""
+    _expect_tensor(x, op)
     if _scalar_axis(x, axis):
-        return logsumexp(x.reshape(1), 0, keepdims).reshape(())
-    axes = _axes(axis, x.ndim, "logsumexp")
+        return _logsumexp(x.reshape(1), 0, keepdims, op).reshape(())
+    axes = _axes(axis, x.ndim, op)
     shift = _shift(x, axes)
     total = log(exp(x - shift).sum(axes, keepdims=True)) + shift
     if keepdims:
@@ -1553,8 +1566,7 @@ def softmax(x: Tensor, axis: int = -1) -> Tensor:
 
 def log_softmax(x: Tensor, axis: int = -1) -> Tensor:
     """x − logsumexp(x) along `axis`: the log-probabilities, without overflow."""
-    _expect_tensor(x, "log_softmax")
-    return x - logsumexp(x, axis, keepdims=True)
+    return x - _logsumexp(x, axis, True, "log_softmax")
 
 
 def _scalar_axis(x: Tensor, axis: Any) -> bool:
