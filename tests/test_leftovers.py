@@ -418,3 +418,63 @@ def test_the_first_compiled_update_is_not_blocked_by_a_result_backward_did_not_r
     x = Tensor(rng.standard_normal((3, 5)))
     w = Tensor(rng.standard_normal((3, 5)), requires_grad=True)
     assert_compiled_is_eager(lambda w: cost(x, w), w, 0.1)
+
+
+# ----- found on the way: the keys of a captured dict, and the names of a captured object's
+# attributes, were not part of the signature (only the values one level in were)
+
+
+class _Options:
+    """A captured object whose attributes a function reads by name."""
+
+    def __init__(self, **named: float) -> None:
+        vars(self).update(named)
+
+
+OPTIONS = {"scale": 2.0}
+OBJECT = _Options(scale=2.0)
+EQUAL = {0: 2.0}
+V = Tensor(np.linspace(-1.0, 2.0, 4), requires_grad=True)
+
+# each: the function (its cost reads the keys or names), and edits that keep every value
+CAPTURED = {
+    "dict key renamed": (
+        lambda: (V * OPTIONS.get("scale", 1.0)).sum(),
+        [lambda: OPTIONS.clear() or OPTIONS.update(other=2.0), lambda: OPTIONS.update(scale=2.0)],
+    ),
+    "dict key of another type": (
+        lambda: (V * (5.0 if any(isinstance(k, bool) for k in EQUAL) else 1.0)).sum(),
+        [lambda: EQUAL.clear() or EQUAL.update({False: 2.0}), lambda: EQUAL.update({0: 2.0})],
+    ),
+    "dict keys reordered": (
+        lambda: (V * (3.0 if next(iter(OPTIONS)) == "scale" else 1.0)).sum(),
+        [lambda: OPTIONS.update(a=2.0), lambda: OPTIONS.update(scale=OPTIONS.pop("scale"))],
+    ),
+    "attribute renamed": (
+        lambda: (V * getattr(OBJECT, "scale", 1.0)).sum(),
+        [lambda: vars(OBJECT).clear() or vars(OBJECT).update(other=2.0)],
+    ),
+}
+
+
+@pytest.mark.parametrize("fn, edits", CAPTURED.values(), ids=CAPTURED.keys())
+def test_a_captured_dicts_keys_are_part_of_the_signature(fn, edits):
+    saved = dict(OPTIONS), dict(EQUAL), dict(vars(OBJECT))
+    try:
+        step = compile(fn)
+        for edit in [None, None, *edits, *edits]:  # twice before any edit: the fast path
+            if edit is not None:
+                edit()
+            for _ in range(2):
+                V.grad = None
+                want = fn()
+                want.backward()
+                want_grad = V.grad.data.copy()
+                V.grad = None
+                got = step()
+                assert np.array_equal(got.data, want.data), (float(got.data), float(want.data))
+                assert np.array_equal(V.grad.data, want_grad)
+    finally:
+        for d, s in zip((OPTIONS, EQUAL, vars(OBJECT)), saved):
+            d.clear()
+            d.update(s)

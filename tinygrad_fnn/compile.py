@@ -408,7 +408,8 @@ def _value_key(x: Any) -> Any:
 def _walk_captured(x: Any, found: list, parts: list) -> None:
     """Key a captured value: a Tensor by `_captured_key`; a dict, list, tuple or plain object by
     what is one level inside (Tensors, numbers and strings by value, anything else by
-    identity); anything else by `_value_key`."""
+    identity), and a dict's keys or an object's attribute names (the function may read them);
+    anything else by `_value_key`."""
     kind = type(x)
     if kind is Tensor:
         found.append(x)
@@ -416,6 +417,7 @@ def _walk_captured(x: Any, found: list, parts: list) -> None:
         return
     if kind is dict:
         values: Any = x.values()
+        parts.append(tuple(map(_typed, x)))
     elif kind is list or kind is tuple:
         values = x
     elif isinstance(x, _SKIP) or not hasattr(x, "__dict__"):
@@ -423,6 +425,7 @@ def _walk_captured(x: Any, found: list, parts: list) -> None:
         return
     else:
         values = vars(x).values()
+        parts.append(tuple(map(_typed, vars(x))))
     parts.append(len(values))
     for v in values:
         if type(v) is Tensor:
@@ -933,9 +936,8 @@ class _FastPath:
                 self.ok = False
                 return
             self.refuse(f"type({expr}) is not {kind.__name__} or len({expr}) != {len(x)}")
-            if kind is dict:  # its keys, in order, each of its type (as `_typed` in the key)
-                keys = self.const(tuple(map(_typed, x)))
-                self.refuse(f"tuple(map({self.const(_typed)}, {expr})) != {keys}")
+            if kind is dict:
+                self.keys(expr, x)
             for k, v in x.items() if kind is dict else enumerate(x):
                 item = self.local()
                 self.lines.append(f"{item} = {expr}[{self.const(k) if kind is dict else k}]")
@@ -944,6 +946,18 @@ class _FastPath:
             self.refuse(f"{self.const(_typed)}({expr}) != {self.const(_typed(x))}")
         else:
             self.value(expr, x)
+
+    def keys(self, expr: str, d: dict) -> None:
+        """The same keys as `d`, in order, each of its type (as `_typed` in the key). Strings (a
+        parameter dict's, an object's attribute names) are held to the very objects: cheaper,
+        and stricter (an equal string that is another object takes the general path)."""
+        if d and all(type(k) is str for k in d):
+            names = [self.local() for _ in d]
+            self.lines.append(f"{', '.join(names)}, = {expr}")
+            self.refuse(" or ".join(f"{n} is not {self.const(k)}" for n, k in zip(names, d)))
+        else:
+            keys = self.const(tuple(map(_typed, d)))
+            self.refuse(f"tuple(map({self.const(_typed)}, {expr})) != {keys}")
 
     def value(self, expr: str, x: Any) -> None:
         """The same value as `x` (of its type, a zero of its sign), as the key's `==`."""
@@ -985,6 +999,10 @@ class _FastPath:
             self.ok = False
             return
         self.refuse(f"type({expr}) is not {self.const(kind)}")
+        if kind is dict:
+            self.keys(expr, x)
+        elif kind is not list and kind is not tuple:
+            self.keys(f"vars({expr})", vars(x))
         if not items:
             self.refuse(f"len({values}) != 0")
             return
