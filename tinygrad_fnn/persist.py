@@ -103,6 +103,10 @@ def check_network(headers: Mapping[str, Header], L: int) -> list[int]:
             raise ParameterFileError(f"{k} must be float32 or float64, got {dtype}")
         if len(shape) != 2 or 0 in shape:
             raise ParameterFileError(f"{k} must be a non-empty 2-D array, got shape {shape}")
+        if not all(type(n) is int and n > 0 for n in shape):  # a header may say -5 or True
+            raise ParameterFileError(
+                f"{k} has shape {shape}: its sizes must be positive whole numbers"
+            )
     claimed = sum(math.prod(s) * d.itemsize for s, d in headers.values() if d.kind == "f")
     if claimed > MEMORY_CEILING:
         floats = [k for k in headers if headers[k][1].kind == "f"]
@@ -140,8 +144,18 @@ def check_network(headers: Mapping[str, Header], L: int) -> list[int]:
 
 
 def _check_text(key: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
-    if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * _MAX_NAME_CHARS:
+    if shape != () or dtype.kind != "U" or not 0 < dtype.itemsize <= 4 * _MAX_NAME_CHARS:
         raise ParameterFileError(f"{key} must be a short text, got {dtype} of shape {shape}")
+
+
+def check_values(arrays: Mapping[str, np.ndarray]) -> None:
+    """Every number finite and every standard deviation non-negative: what `read` and
+    `save_parameters` require of W1 … bL, mean and std. Raises ParameterFileError."""
+    for k, array in arrays.items():
+        if not np.isfinite(array).all():
+            raise ParameterFileError(f"{k} holds values that are not finite numbers")
+    if (arrays["std"] < 0).any():
+        raise ParameterFileError("std holds negative standard deviations")
 
 
 def _check_activation(activation: str) -> None:
@@ -201,6 +215,7 @@ def save_parameters(
         arrays = {k: as_array(parameters[k]) for k in parameter_names(L)}
         arrays.update(mean=as_array(mean), std=as_array(std))
         check_network({k: (a.shape, a.dtype) for k, a in arrays.items()}, L)
+        check_values(arrays)
         texts = {"dataset": np.array(dataset), "activation": np.array(activation)}
         for k, text in texts.items():
             _check_text(k, text.shape, text.dtype)
@@ -298,10 +313,8 @@ class ParameterFile:
         self.layers = check_network({k: (s, d) for k, (s, _, d) in full.items()}, self.L)
         self.n_x, self.n_y, self.hidden = self.layers[0], self.layers[-1], self.layers[1]
         self.dtype = full["W1"][2].newbyteorder("=")
-        self.dataset = str(self._data("dataset")[()])
-        self.activation = (
-            str(self._data("activation")[()]) if "activation" in full else DEFAULT_ACTIVATION
-        )
+        self.dataset = self._text("dataset")
+        self.activation = self._text("activation") if "activation" in full else DEFAULT_ACTIVATION
         _check_activation(self.activation)
 
     def _header(self, key: str) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -330,6 +343,13 @@ class ParameterFile:
         array = np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C")
         return array.astype(dtype.newbyteorder("="), order="C")
 
+    def _text(self, key: str) -> str:
+        text = self._data(key)
+        # NumPy stores text as UTF-32 code points; one beyond Unicode makes str() fail.
+        if (text.reshape(1).view(np.uint32) > 0x10FFFF).any():
+            raise ParameterFileError(f"{key} is not text: it holds a code beyond Unicode")
+        return str(text[()])
+
     def read(self) -> dict[str, np.ndarray | str]:
         """W1, b1, …, WL, bL, mean and std as native arrays, the activation and the data set's
         name; every number must be finite and every standard deviation non-negative."""
@@ -337,13 +357,9 @@ class ParameterFile:
             found: dict[str, Any] = {
                 k: self._data(k) for k in (*parameter_names(self.L), *STATISTICS)
             }
+            check_values(found)
         except ParameterFileError as e:
             raise self._error(str(e)) from None
-        for k, array in found.items():
-            if not np.isfinite(array).all():
-                raise self._error(f"{k} holds values that are not finite numbers")
-        if (found["std"] < 0).any():
-            raise self._error("std holds negative standard deviations")
         found["activation"] = self.activation
         found["dataset"] = self.dataset
         return found
