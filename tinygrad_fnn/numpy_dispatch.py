@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import inspect
 import numbers
+import operator
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -63,10 +64,10 @@ UFUNCS: dict[np.ufunc, Callable[..., Any]] = {
     np.less_equal: lambda a, b: a <= b,
     np.equal: lambda a, b: a == b,
     np.not_equal: lambda a, b: a != b,
-    np.logical_not: lambda a: ~a,
-    np.logical_and: lambda a, b: _first(a, b, "np.logical_and") & b,
-    np.logical_or: lambda a, b: _first(a, b, "np.logical_or") | b,
-    np.logical_xor: lambda a, b: _first(a, b, "np.logical_xor") ^ b,
+    np.logical_not: lambda a: ~_truth(a),
+    np.logical_and: lambda a, b: operator.and_(*_truths(a, b, "np.logical_and")),
+    np.logical_or: lambda a, b: operator.or_(*_truths(a, b, "np.logical_or")),
+    np.logical_xor: lambda a, b: operator.xor(*_truths(a, b, "np.logical_xor")),
     np.invert: lambda a: ~a,
     np.bitwise_and: lambda a, b: _first(a, b, "np.bitwise_and") & b,
     np.bitwise_or: lambda a, b: _first(a, b, "np.bitwise_or") | b,
@@ -329,6 +330,21 @@ def _convert(x: Any, like: Tensor, name: str) -> Any:
 def _first(a: Any, b: Any, op: str = "np.maximum/np.minimum") -> Tensor:
     """`a` as a Tensor beside `b`, so that a method or an operator of Tensors applies."""
     return a if isinstance(a, Tensor) else _operand(a, b, op)
+
+
+def _truth(x: Any) -> Any:
+    """What `np.logical_*` read in a value: a mask as it is, a number as "not zero" (nan is
+    true), as NumPy and `torch.logical_*` do. (`~ & | ^` and `np.invert`/`bitwise_*` refuse
+    numbers, as both refuse floats there.)"""
+    if isinstance(x, Tensor) and x.dtype == np.bool_:
+        return x
+    return x != 0
+
+
+def _truths(a: Any, b: Any, name: str) -> tuple[Tensor, Any]:
+    """The truths of two operands, the first a Tensor, for `& | ^`."""
+    a, b = _truth(a), _truth(b)
+    return _first(a, b, name), b
 
 
 def _tensor(a: Any, name: str) -> Tensor:
