@@ -89,6 +89,25 @@ def test_a_boolean_size_is_not_a_size(good, capsys):
     _one_line_exit_2(["predict", str(path)], capsys, "sizes must be positive whole numbers")
 
 
+# ----- a file without an activation is a relu network only in the format before
+
+
+@pytest.mark.parametrize("layers", [[2, 1], [2, 4, 3, 1], [2, 5, 4, 3, 1]])
+def test_only_a_two_layer_file_may_leave_the_activation_out(layers, tmp_path, capsys):
+    """Files were written without the activation only when every file held W1, b1, W2, b2; a
+    deeper (or shallower) file without one was cut, and read as relu it would be another
+    network than the tanh one saved."""
+    path = tmp_path / "cut.npz"
+    params = _network(layers, "tanh")
+    _savez(path, **params, mean=np.zeros((2, 1)), std=np.ones((2, 1)), dataset=np.array("xor"))
+    with pytest.raises(ParameterFileError, match="activation is missing"):
+        ParameterFile(path)
+    _one_line_exit_2(["predict", str(path)], capsys, "activation is missing")
+    two = _network([2, 3, 1])
+    _savez(path, **two, mean=np.zeros((2, 1)), std=np.ones((2, 1)), dataset=np.array("xor"))
+    assert load_parameters(path)["activation"] == "relu"
+
+
 # ----- text members that are not text
 
 

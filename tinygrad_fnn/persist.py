@@ -2,7 +2,8 @@
 
 A file holds any network `fnn.initialize_parameters` makes: W1, b1, …, WL, bL, the hidden
 layers' activation, the standardisation statistics `mean` and `std`, and the data set's name.
-Files written before the activation was stored (W1, b1, W2, b2 only) load as relu networks.
+Files written before the activation was stored (W1, b1, W2, b2 only) load as relu networks;
+a file of another depth without an activation is refused (it was cut).
 
 Reading never trusts the file: the member names must describe W1, b1, …, WL, bL without a gap
 and with at most MAX_LAYERS layers, then each member's `.npy` header is parsed and checked
@@ -32,6 +33,7 @@ from tinygrad_fnn.manual import ACTIVATIONS
 STATISTICS = ("mean", "std")
 TEXTS = ("dataset", "activation")  # short text members; `activation` may be absent (relu)
 DEFAULT_ACTIVATION = "relu"  # what a file without an `activation` member was trained with
+_LAYERS_BEFORE_ACTIVATION = 2  # every such file held W1, b1, W2, b2: a deeper one was cut
 
 # The most layers (weight matrices) a file may hold. Each layer is two archive members whose
 # headers are parsed before anything else, so the limit bounds that work whatever a file claims;
@@ -304,6 +306,11 @@ class ParameterFile:
         missing = [k for k in (*STATISTICS, "dataset") if k not in present]
         if missing:
             raise ParameterFileError(f"not a parameters file: missing {', '.join(missing)}")
+        if "activation" not in present and self.L != _LAYERS_BEFORE_ACTIVATION:
+            raise ParameterFileError(
+                f"its activation is missing: only files of {_LAYERS_BEFORE_ACTIVATION} layers "
+                f"were written without one (relu), and it has {self.L}"
+            )
         wanted = (*parameter_names(self.L), *STATISTICS, *(k for k in TEXTS if k in present))
         full = {k: self._header(k) for k in wanted}
         self.headers = full
