@@ -8,6 +8,7 @@ which hold what the sweep found right.
 
 import math
 import os
+import tracemalloc
 import zipfile
 
 import numpy as np
@@ -79,6 +80,44 @@ def test_a_negative_size_is_refused_before_any_data_is_read(good, capsys):
         with pytest.raises(ParameterFileError, match=r"W1 has shape \(-?\d+, 2\): its sizes"):
             ParameterFile(path)  # refused while checking headers, before read()
         _one_line_exit_2(["predict", str(path)], capsys, "sizes must be positive whole numbers")
+
+
+def test_a_huge_header_is_refused_before_it_is_read(good, capsys):
+    """NumPy refuses a header over 10,000 bytes only after reading it: a 64 MiB header of
+    spaces, deflated to a small file, cost twice its size in memory before the refusal."""
+    path = good.parent / "header.npz"
+    claimed = 64 * 2**20
+    with zipfile.ZipFile(good) as a, zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as b:
+        for member in a.namelist():
+            if member != "W2.npy":
+                b.writestr(member, a.read(member))
+        with b.open("W2.npy", "w") as f:
+            f.write(b"\x93NUMPY\x02\x00" + claimed.to_bytes(4, "little"))
+            for _ in range(64):
+                f.write(b" " * 2**20)
+    assert path.stat().st_size < claimed // 100
+    tracemalloc.start()
+    try:
+        with pytest.raises(ParameterFileError, match="W2: .*header of 67,108,864 bytes"):
+            ParameterFile(path)
+        assert tracemalloc.get_traced_memory()[1] < 2**20
+    finally:
+        tracemalloc.stop()
+    _one_line_exit_2(["predict", str(path)], capsys, "more than the 10,000")
+
+
+def test_a_member_held_twice_is_refused(good, capsys):
+    """A zip archive may hold two members of one name; zipfile reads the last, other tools the
+    first, so the file would be two networks."""
+    path = good.parent / "twice.npz"
+    with zipfile.ZipFile(good) as a, zipfile.ZipFile(path, "w") as b:
+        for member in a.namelist():
+            b.writestr(member, a.read(member))
+        with pytest.warns(UserWarning, match="Duplicate name"):
+            b.writestr("W1.npy", a.read("W1.npy"))
+    with pytest.raises(ParameterFileError, match="it holds W1.npy twice"):
+        ParameterFile(path)
+    _one_line_exit_2(["predict", str(path)], capsys, "it holds W1.npy twice")
 
 
 def test_a_boolean_size_is_not_a_size(good, capsys):

@@ -13,6 +13,7 @@ allocated, and only the members the network needs are opened.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -20,6 +21,7 @@ import stat
 import tempfile
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -44,6 +46,7 @@ MAX_LAYERS = 100
 # training run or prediction would need (see `cli.estimate_bytes`).
 MEMORY_CEILING = 2**30
 _MAX_NAME_CHARS = 100  # the text members are short names
+_MAX_HEADER_BYTES = 10_000  # NumPy's own limit on a `.npy` header (`max_header_size`)
 _LAYER_MEMBER = re.compile(r"([Wb])([0-9]+)")
 # What can go wrong while parsing a hostile archive member; each becomes a ParameterFileError.
 _READ_ERRORS = (
@@ -241,11 +244,17 @@ def save_parameters(
 
 def _read_header(f: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
     version = npy_format.read_magic(f)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported")
+    # The header's length comes first; NumPy would read all of it before refusing a long one.
+    field = f.read(2 if version == (1, 0) else 4)
+    length = int.from_bytes(field, "little")
+    if length > _MAX_HEADER_BYTES:
+        raise ValueError(f"a header of {length:,} bytes, more than the {_MAX_HEADER_BYTES:,}")
+    header = io.BytesIO(field + f.read(length))
     if version == (1, 0):
-        return npy_format.read_array_header_1_0(f)
-    if version == (2, 0):
-        return npy_format.read_array_header_2_0(f)
-    raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported")
+        return npy_format.read_array_header_1_0(header)
+    return npy_format.read_array_header_2_0(header)
 
 
 class ParameterFile:
@@ -301,7 +310,11 @@ class ParameterFile:
             self._zip = zipfile.ZipFile(self._file)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
             raise ParameterFileError(f"not an .npz archive ({e})") from None
-        present = {n[: -len(".npy")] for n in self._zip.namelist() if n.endswith(".npy")}
+        names = [n for n in self._zip.namelist() if n.endswith(".npy")]
+        twice = sorted(n for n, count in Counter(names).items() if count > 1)
+        if twice:  # zipfile reads the last of them, other tools the first
+            raise ParameterFileError(f"it holds {', '.join(twice)} twice")
+        present = {n[: -len(".npy")] for n in names}
         self.L = count_layers(present)
         missing = [k for k in (*STATISTICS, "dataset") if k not in present]
         if missing:
