@@ -8,6 +8,8 @@ which hold what the sweep found right.
 
 import math
 import os
+import subprocess
+import sys
 import tracemalloc
 import zipfile
 
@@ -310,6 +312,20 @@ def test_csv_rows_are_lines_and_cells_are_plain_numbers(good, tmp_path, capsys):
     X = datasets.standardize(np.array([[1.0, -0.5], [2.0, 0.3]]), saved["mean"], saved["std"])
     p = cli.predict_saved(X, saved)[0]
     assert lines == [f"{int(q > 0.5)} {q:.4f}" for q in p]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+def test_a_csv_that_is_a_stream_is_held_to_the_size_ceiling_too(good):
+    """The ceiling was checked on st_size, which is 0 for /dev/zero, a FIFO or /dev/stdin:
+    `--csv /dev/zero` read until memory ran out."""
+    run = subprocess.run(
+        [sys.executable, "-m", "tinygrad_fnn", "predict", str(good), "--csv", "/dev/zero"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr == "tinygrad-fnn: error: --csv /dev/zero: larger than 64 MiB\n"
 
 
 # ----- NumPy's logical_* on numbers: the truth of each number, as NumPy and PyTorch

@@ -503,9 +503,14 @@ def read_rows(path: Path) -> np.ndarray:
     try:
         if path.is_dir():
             raise CliError(f"--csv {path}: is a directory")
+        too_big = CliError(f"--csv {path}: larger than {MAX_CSV_BYTES // 2**20} MiB")
         if path.stat().st_size > MAX_CSV_BYTES:
-            raise CliError(f"--csv {path}: larger than {MAX_CSV_BYTES // 2**20} MiB")
-        text = path.read_text(encoding="utf-8-sig")  # spreadsheets begin UTF-8 with a BOM
+            raise too_big
+        with path.open("rb") as f:  # st_size is 0 for a stream (/dev/zero, a FIFO): read no more
+            data = f.read(MAX_CSV_BYTES + 1)
+        if len(data) > MAX_CSV_BYTES:
+            raise too_big
+        text = data.decode("utf-8-sig")  # spreadsheets begin UTF-8 with a BOM
     except FileNotFoundError:
         raise CliError(f"--csv {path}: no such file") from None
     except PermissionError:
