@@ -367,6 +367,17 @@ def test_numpys_logical_functions_on_numbers_are_numpys(requires_grad):
         assert got.dtype == np.bool_ and np.array_equal(got.data, np.logical_not(a))
 
 
+def test_a_logical_function_reads_an_arrays_truth_in_the_arrays_own_dtype():
+    """An array beside a float32 Tensor became a float32 constant first: 1e-50 rounded to 0,
+    false, where NumPy (and PyTorch) read it as true."""
+    x = Tensor(np.array([1.0, 0.0, 2.0]), dtype=np.float32)
+    tiny = np.array([1e-50, 1e-50, 0.0])
+    for f in LOGICAL:
+        want = f(x.data, tiny)
+        assert np.array_equal(f(x, tiny).data, want) and np.array_equal(f(tiny, x).data, want)
+    assert np.array_equal(np.logical_and(x, [1e-50, 0, 3]).data, [True, False, True])
+
+
 def test_the_operators_and_bitwise_functions_still_refuse_numbers():
     x = Tensor(_numbers(0, (3, 4)))
     m = x > 0
