@@ -252,6 +252,15 @@ def test_a_size_beyond_a_float_is_one_line_exit_2(args, capsys):
     _one_line_exit_2(args, capsys, "this command stops at 1 GiB")
 
 
+@pytest.mark.parametrize("command", ["train", "compare"])
+@pytest.mark.parametrize("data", ["breast_cancer", "digits"])
+def test_m_for_a_shipped_data_set_is_a_mistake(command, data, tmp_path, capsys):
+    """`--m` sizes the generated sets only; `train --data digits --m 5` trained on all 1,797
+    digits and said nothing."""
+    args = [command, "--data", data, "--m", "5"]
+    _one_line_exit_2(args, capsys, f"--m: {data} is shipped with a fixed number of examples")
+
+
 # ----- --save and --plot naming one file
 
 

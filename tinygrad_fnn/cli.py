@@ -284,6 +284,14 @@ def _data_shape(name: str, m: int | None) -> tuple[int, int]:
     return GENERATED_FEATURES, GENERATED_M if m is None else m
 
 
+def _check_m(args: argparse.Namespace) -> None:
+    if args.m is not None and args.data not in datasets.GENERATED:
+        raise CliError(
+            f"--m: {args.data} is shipped with a fixed number of examples; --m sizes the "
+            f"generated sets ({', '.join(datasets.GENERATED)})"
+        )
+
+
 def _data_outputs(name: str) -> int:
     """n_y of a data set, known without building it: 1 for two classes, else the classes."""
     return DIGITS_CLASSES if name == "digits" else 1
@@ -364,6 +372,7 @@ def _network(args: argparse.Namespace, layers: list[int]):
 def cmd_train(args: argparse.Namespace) -> int:
     _, epochs, lr = DEFAULTS[args.data]
     epochs, lr = args.epochs or epochs, args.lr or lr
+    _check_m(args)
     layers = _layers(args)
     n_x, m = _data_shape(args.data, args.m)
     if args.plot and n_x == 2:
@@ -471,6 +480,7 @@ def _plot(path: Path, costs, ds: datasets.Dataset, params, activation: str = "re
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    _check_m(args)
     layers = _layers(args)
     _check_memory(layers, _data_shape(args.data, args.m)[1], np.dtype(args.dtype).itemsize)
     ds = _dataset(args)
