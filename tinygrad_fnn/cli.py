@@ -285,6 +285,7 @@ def _data_shape(name: str, m: int | None) -> tuple[int, int]:
 
 
 def _check_m(args: argparse.Namespace) -> None:
+    """--m sizes a generated data set; for a shipped one it would be silently ignored."""
     if args.m is not None and args.data not in datasets.GENERATED:
         raise CliError(
             f"--m: {args.data} is shipped with a fixed number of examples; --m sizes the "
