@@ -322,7 +322,7 @@ def test_unreadable_files_say_permission_denied(where, files, monkeypatch, capsy
         monkeypatch.setattr(persist, "open", refuse, raising=False)
         args, expected = ["predict", f"{files}/bc.npz"], f"{files}/bc.npz: permission denied"
     else:
-        monkeypatch.setattr(Path, "read_text", refuse)
+        monkeypatch.setattr(Path, "open", refuse)
         args = ["predict", f"{files}/bc.npz", "--csv", f"{files}/rows.csv"]
         expected = f"--csv {files}/rows.csv: permission denied"
     assert main(args) == 2

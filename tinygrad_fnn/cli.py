@@ -13,7 +13,7 @@ import os
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -273,8 +273,10 @@ def _check_memory(layers: Sequence[int], m: int, itemsize: int) -> None:
     hidden = sum(layers[1:-1])
     need = estimate_bytes(layers[0], hidden, m, itemsize, parameter_count(layers))
     if need > MEMORY_CEILING:
+        # sizes may have hundreds of digits: a float of them overflows
+        about = f"{need / 2**30:,.1f}" if need < 2**80 else "more than a million billion"
         raise CliError(
-            f"n_x={layers[0]}, hidden={hidden}, m={m} would need about {need / 2**30:,.1f} GiB; "
+            f"n_x={layers[0]}, hidden={hidden}, m={m} would need about {about} GiB; "
             f"this command stops at {MEMORY_CEILING / 2**30:g} GiB (make --hidden, --layers or "
             "--m smaller)"
         )
@@ -287,6 +289,15 @@ def _data_shape(name: str, m: int | None) -> tuple[int, int]:
     if name == "digits":
         return DIGITS_SHAPE
     return GENERATED_FEATURES, GENERATED_M if m is None else m
+
+
+def _check_m(args: argparse.Namespace) -> None:
+    """--m sizes a generated data set; for a shipped one it would be silently ignored."""
+    if args.m is not None and args.data not in datasets.GENERATED:
+        raise CliError(
+            f"--m: {args.data} is shipped with a fixed number of examples; --m sizes the "
+            f"generated sets ({', '.join(datasets.GENERATED)})"
+        )
 
 
 def _data_outputs(name: str) -> int:
@@ -369,6 +380,7 @@ def _network(args: argparse.Namespace, layers: list[int]):
 def cmd_train(args: argparse.Namespace) -> int:
     _, epochs, lr = DEFAULTS[args.data]
     epochs, lr = args.epochs or epochs, args.lr or lr
+    _check_m(args)
     layers = _layers(args)
     n_x, m = _data_shape(args.data, args.m)
     if args.plot and n_x == 2:
@@ -378,6 +390,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         _check_plot(args.plot)
     if args.save:
         check_target(args.save)
+    if args.save and args.plot and _same_file(args.save, args.plot):
+        raise CliError(
+            f"--save and --plot name the same file ({args.save}); the plot would "
+            "replace the parameters"
+        )
     ds = _dataset(args)
     params = _network(args, layers)
     network = (
@@ -424,6 +441,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether two paths name one file: the same path once resolved, or one existing file."""
+    if a.resolve() == b.resolve():
+        return True
+    return a.exists() and b.exists() and os.path.samefile(a, b)
+
+
 def format_confusion(counts: np.ndarray) -> str:
     """The confusion matrix as aligned text, classes numbered from 0."""
     width = max(3, len(str(counts.max())) + 1)
@@ -464,6 +488,7 @@ def _plot(path: Path, costs, ds: datasets.Dataset, params, activation: str = "re
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    _check_m(args)
     layers = _layers(args)
     _check_memory(layers, _data_shape(args.data, args.m)[1], np.dtype(args.dtype).itemsize)
     ds = _dataset(args)
@@ -496,9 +521,14 @@ def read_rows(path: Path) -> np.ndarray:
     try:
         if path.is_dir():
             raise CliError(f"--csv {path}: is a directory")
+        too_big = CliError(f"--csv {path}: larger than {MAX_CSV_BYTES // 2**20} MiB")
         if path.stat().st_size > MAX_CSV_BYTES:
-            raise CliError(f"--csv {path}: larger than {MAX_CSV_BYTES // 2**20} MiB")
-        text = path.read_text(encoding="utf-8")
+            raise too_big
+        with path.open("rb") as f:  # st_size is 0 for a stream (/dev/zero, a FIFO): read no more
+            data = f.read(MAX_CSV_BYTES + 1)
+        if len(data) > MAX_CSV_BYTES:
+            raise too_big
+        text = data.decode("utf-8-sig")  # spreadsheets begin UTF-8 with a BOM
     except FileNotFoundError:
         raise CliError(f"--csv {path}: no such file") from None
     except PermissionError:
@@ -508,13 +538,16 @@ def read_rows(path: Path) -> np.ndarray:
     except OSError as e:
         raise CliError(f"--csv {path}: cannot read it ({e.strerror})") from None
     rows: list[list[float]] = []
-    for row, line in enumerate(text.splitlines(), 1):
+    # Only \n, \r\n and \r end a row (str.splitlines also breaks at \v, \f, \x85, …).
+    for row, line in enumerate(text.replace("\r\n", "\n").replace("\r", "\n").split("\n"), 1):
         if not line.strip():
             continue
         values = []
         for column, cell in enumerate(line.split(","), 1):
             where = f"--csv {path}: row {row}, column {column}"
             try:
+                if "_" in cell:  # float() reads "1_0" as 10
+                    raise ValueError(cell)
                 value = float(cell)
             except ValueError:
                 raise CliError(f"{where}: {cell.strip()!r} is not a number") from None
@@ -550,8 +583,19 @@ def cmd_predict(args: argparse.Namespace) -> int:
             )
         _check_memory(pf.layers, X.shape[1], pf.dtype.itemsize)
         saved = pf.read()
-    X = datasets.standardize(X, saved["mean"], saved["std"])
-    probs = predict_saved(X, saved)
+
+    def example(i: int) -> str:
+        return f"row {i + 1} of {source}" if Y is None else f"example {i + 1} of {source}"
+
+    with warnings.catch_warnings():
+        # Overflows are refused below, in one line, instead of NumPy's warnings.
+        warnings.simplefilter("ignore", RuntimeWarning)
+        X = datasets.standardize(X, saved["mean"], saved["std"]).astype(pf.dtype)
+        _refuse_not_finite(
+            X, lambda i: f"{args.params}: {example(i)}, standardised with the file's mean and std,"
+        )
+        probs = predict_saved(X, saved)
+    _refuse_not_finite(probs, lambda i: f"{args.params}: the network's output for {example(i)}")
     if probs.shape[0] > 1:  # softmax output: the most probable class and its probability
         predicted, confidence = np.argmax(probs, axis=0), np.max(probs, axis=0)
     else:
@@ -564,6 +608,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
         acc = float(np.mean(predicted == datasets.labels_of(Y)))
         print(f"{saved['dataset']}: accuracy {acc:.1%} on all {Y.shape[1]} examples")
     return 0
+
+
+def _refuse_not_finite(values: np.ndarray, what: Callable[[int], str]) -> None:
+    """A CliError naming the first column (example) of `values` that holds nan or ±inf."""
+    bad = ~np.isfinite(values).all(axis=0)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise CliError(f"{what(i)} is not a finite number in {values.dtype}")
 
 
 def predict_saved(X: np.ndarray, saved: dict) -> np.ndarray:

@@ -63,7 +63,7 @@ UFUNCS: dict[np.ufunc, Callable[..., Any]] = {
     np.less_equal: lambda a, b: a <= b,
     np.equal: lambda a, b: a == b,
     np.not_equal: lambda a, b: a != b,
-    np.logical_not: lambda a: ~a,
+    np.logical_not: lambda a: ~a,  # (the logical functions are given truths: see _truth)
     np.logical_and: lambda a, b: _first(a, b, "np.logical_and") & b,
     np.logical_or: lambda a, b: _first(a, b, "np.logical_or") | b,
     np.logical_xor: lambda a, b: _first(a, b, "np.logical_xor") ^ b,
@@ -93,6 +93,8 @@ def array_ufunc(ufunc: np.ufunc, method: str, inputs: tuple, kwargs: dict[str, A
     elif rule is None:
         problem = f"{name} is not one of the NumPy functions the engine differentiates"
     if problem is None:
+        if ufunc in _LOGICAL:
+            inputs = tuple(_truth(x) for x in inputs)
         like = _first_tensor(inputs)
         return rule(*[_convert(x, like, name) for x in inputs])
     return _refuse_or_compute(
@@ -329,6 +331,20 @@ def _convert(x: Any, like: Tensor, name: str) -> Any:
 def _first(a: Any, b: Any, op: str = "np.maximum/np.minimum") -> Tensor:
     """`a` as a Tensor beside `b`, so that a method or an operator of Tensors applies."""
     return a if isinstance(a, Tensor) else _operand(a, b, op)
+
+
+_LOGICAL = {np.logical_not, np.logical_and, np.logical_or, np.logical_xor}
+
+
+def _truth(x: Any) -> Any:
+    """What `np.logical_*` read in a value: a mask as it is, a number as "not zero" (nan is
+    true), as NumPy and `torch.logical_*` do, each in its own dtype (an array's 1e-50 must not
+    become float32's 0 beside a float32 Tensor). Anything else is left for the conversion to
+    refuse. (`~ & | ^` and `np.invert`/`bitwise_*` refuse numbers, as both refuse floats.)"""
+    if isinstance(x, Tensor):
+        return x if x.dtype == np.bool_ else x != 0
+    given = np.asarray(x)
+    return given != 0 if given.dtype.kind in "iuf" else x
 
 
 def _tensor(a: Any, name: str) -> Tensor:

@@ -2,7 +2,8 @@
 
 A file holds any network `fnn.initialize_parameters` makes: W1, b1, …, WL, bL, the hidden
 layers' activation, the standardisation statistics `mean` and `std`, and the data set's name.
-Files written before the activation was stored (W1, b1, W2, b2 only) load as relu networks.
+Files written before the activation was stored (W1, b1, W2, b2 only) load as relu networks;
+a file of another depth without an activation is refused (it was cut).
 
 Reading never trusts the file: the member names must describe W1, b1, …, WL, bL without a gap
 and with at most MAX_LAYERS layers, then each member's `.npy` header is parsed and checked
@@ -12,6 +13,7 @@ allocated, and only the members the network needs are opened.
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -19,6 +21,7 @@ import stat
 import tempfile
 import zipfile
 import zlib
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -32,6 +35,7 @@ from tinygrad_fnn.manual import ACTIVATIONS
 STATISTICS = ("mean", "std")
 TEXTS = ("dataset", "activation")  # short text members; `activation` may be absent (relu)
 DEFAULT_ACTIVATION = "relu"  # what a file without an `activation` member was trained with
+_LAYERS_BEFORE_ACTIVATION = 2  # every such file held W1, b1, W2, b2: a deeper one was cut
 
 # The most layers (weight matrices) a file may hold. Each layer is two archive members whose
 # headers are parsed before anything else, so the limit bounds that work whatever a file claims;
@@ -42,6 +46,7 @@ MAX_LAYERS = 100
 # training run or prediction would need (see `cli.estimate_bytes`).
 MEMORY_CEILING = 2**30
 _MAX_NAME_CHARS = 100  # the text members are short names
+_MAX_HEADER_BYTES = 10_000  # NumPy's own limit on a `.npy` header (`max_header_size`)
 _LAYER_MEMBER = re.compile(r"([Wb])([0-9]+)")
 # What can go wrong while parsing a hostile archive member; each becomes a ParameterFileError.
 _READ_ERRORS = (
@@ -103,6 +108,10 @@ def check_network(headers: Mapping[str, Header], L: int) -> list[int]:
             raise ParameterFileError(f"{k} must be float32 or float64, got {dtype}")
         if len(shape) != 2 or 0 in shape:
             raise ParameterFileError(f"{k} must be a non-empty 2-D array, got shape {shape}")
+        if not all(type(n) is int and n > 0 for n in shape):  # a header may say -5 or True
+            raise ParameterFileError(
+                f"{k} has shape {shape}: its sizes must be positive whole numbers"
+            )
     claimed = sum(math.prod(s) * d.itemsize for s, d in headers.values() if d.kind == "f")
     if claimed > MEMORY_CEILING:
         floats = [k for k in headers if headers[k][1].kind == "f"]
@@ -140,8 +149,18 @@ def check_network(headers: Mapping[str, Header], L: int) -> list[int]:
 
 
 def _check_text(key: str, shape: tuple[int, ...], dtype: np.dtype) -> None:
-    if shape != () or dtype.kind != "U" or dtype.itemsize > 4 * _MAX_NAME_CHARS:
+    if shape != () or dtype.kind != "U" or not 0 < dtype.itemsize <= 4 * _MAX_NAME_CHARS:
         raise ParameterFileError(f"{key} must be a short text, got {dtype} of shape {shape}")
+
+
+def check_values(arrays: Mapping[str, np.ndarray]) -> None:
+    """Every number finite and every standard deviation non-negative: what `read` and
+    `save_parameters` require of W1 … bL, mean and std. Raises ParameterFileError."""
+    for k, array in arrays.items():
+        if not np.isfinite(array).all():
+            raise ParameterFileError(f"{k} holds values that are not finite numbers")
+    if (arrays["std"] < 0).any():
+        raise ParameterFileError("std holds negative standard deviations")
 
 
 def _check_activation(activation: str) -> None:
@@ -201,6 +220,7 @@ def save_parameters(
         arrays = {k: as_array(parameters[k]) for k in parameter_names(L)}
         arrays.update(mean=as_array(mean), std=as_array(std))
         check_network({k: (a.shape, a.dtype) for k, a in arrays.items()}, L)
+        check_values(arrays)
         texts = {"dataset": np.array(dataset), "activation": np.array(activation)}
         for k, text in texts.items():
             _check_text(k, text.shape, text.dtype)
@@ -224,11 +244,17 @@ def save_parameters(
 
 def _read_header(f: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:
     version = npy_format.read_magic(f)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported")
+    # The header's length comes first; NumPy would read all of it before refusing a long one.
+    field = f.read(2 if version == (1, 0) else 4)
+    length = int.from_bytes(field, "little")
+    if length > _MAX_HEADER_BYTES:
+        raise ValueError(f"a header of {length:,} bytes, more than the {_MAX_HEADER_BYTES:,}")
+    header = io.BytesIO(field + f.read(length))
     if version == (1, 0):
-        return npy_format.read_array_header_1_0(f)
-    if version == (2, 0):
-        return npy_format.read_array_header_2_0(f)
-    raise ValueError(f".npy format version {version[0]}.{version[1]} is not supported")
+        return npy_format.read_array_header_1_0(header)
+    return npy_format.read_array_header_2_0(header)
 
 
 class ParameterFile:
@@ -284,11 +310,20 @@ class ParameterFile:
             self._zip = zipfile.ZipFile(self._file)
         except (zipfile.BadZipFile, OSError, ValueError, EOFError) as e:
             raise ParameterFileError(f"not an .npz archive ({e})") from None
-        present = {n[: -len(".npy")] for n in self._zip.namelist() if n.endswith(".npy")}
+        names = [n for n in self._zip.namelist() if n.endswith(".npy")]
+        twice = sorted(n for n, count in Counter(names).items() if count > 1)
+        if twice:  # zipfile reads the last of them, other tools the first
+            raise ParameterFileError(f"it holds {', '.join(twice)} twice")
+        present = {n[: -len(".npy")] for n in names}
         self.L = count_layers(present)
         missing = [k for k in (*STATISTICS, "dataset") if k not in present]
         if missing:
             raise ParameterFileError(f"not a parameters file: missing {', '.join(missing)}")
+        if "activation" not in present and self.L != _LAYERS_BEFORE_ACTIVATION:
+            raise ParameterFileError(
+                f"its activation is missing: only files of {_LAYERS_BEFORE_ACTIVATION} layers "
+                f"were written without one (relu), and it has {self.L}"
+            )
         wanted = (*parameter_names(self.L), *STATISTICS, *(k for k in TEXTS if k in present))
         full = {k: self._header(k) for k in wanted}
         self.headers = full
@@ -298,10 +333,8 @@ class ParameterFile:
         self.layers = check_network({k: (s, d) for k, (s, _, d) in full.items()}, self.L)
         self.n_x, self.n_y, self.hidden = self.layers[0], self.layers[-1], self.layers[1]
         self.dtype = full["W1"][2].newbyteorder("=")
-        self.dataset = str(self._data("dataset")[()])
-        self.activation = (
-            str(self._data("activation")[()]) if "activation" in full else DEFAULT_ACTIVATION
-        )
+        self.dataset = self._text("dataset")
+        self.activation = self._text("activation") if "activation" in full else DEFAULT_ACTIVATION
         _check_activation(self.activation)
 
     def _header(self, key: str) -> tuple[tuple[int, ...], bool, np.dtype]:
@@ -330,6 +363,13 @@ class ParameterFile:
         array = np.frombuffer(raw, dtype=dtype).reshape(shape, order="F" if fortran else "C")
         return array.astype(dtype.newbyteorder("="), order="C")
 
+    def _text(self, key: str) -> str:
+        text = self._data(key)
+        # NumPy stores text as UTF-32 code points; one beyond Unicode makes str() fail.
+        if (text.reshape(1).view(np.uint32) > 0x10FFFF).any():
+            raise ParameterFileError(f"{key} is not text: it holds a code beyond Unicode")
+        return str(text[()])
+
     def read(self) -> dict[str, np.ndarray | str]:
         """W1, b1, …, WL, bL, mean and std as native arrays, the activation and the data set's
         name; every number must be finite and every standard deviation non-negative."""
@@ -337,13 +377,9 @@ class ParameterFile:
             found: dict[str, Any] = {
                 k: self._data(k) for k in (*parameter_names(self.L), *STATISTICS)
             }
+            check_values(found)
         except ParameterFileError as e:
             raise self._error(str(e)) from None
-        for k, array in found.items():
-            if not np.isfinite(array).all():
-                raise self._error(f"{k} holds values that are not finite numbers")
-        if (found["std"] < 0).any():
-            raise self._error("std holds negative standard deviations")
         found["activation"] = self.activation
         found["dataset"] = self.dataset
         return found
