@@ -77,6 +77,24 @@ def test_predict_with_a_saved_file_and_a_csv(tmp_path, capsys):
         assert label == str(int(float(probability) > 0.5))
 
 
+@pytest.mark.parametrize("seed", [None, 0, 3, 11])
+def test_predict_seeds_a_generated_data_set(tmp_path, capsys, seed):
+    """`predict --seed` draws the generated data set with that seed (0 when not given): the
+    accuracy printed is the saved network's on exactly those examples."""
+    save = tmp_path / "moons.npz"
+    assert main(["train", "--data", "moons", "--epochs", "50", "--save", str(save)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(save), *([] if seed is None else ["--seed", str(seed)])]) == 0
+    printed = capsys.readouterr().out.strip()
+    saved = load_parameters(save)
+    X, Y = datasets.GENERATED["moons"](seed=seed or 0)
+    X = datasets.standardize(X, saved["mean"], saved["std"])
+    params = {k: fnn.as_tensor(saved[k], np.float64, k) for k in ("W1", "b1", "W2", "b2")}
+    probs = fnn.predict_proba(X, params, saved["activation"])
+    accuracy = float(np.mean((probs[0] > 0.5) == (Y[0] == 1)))
+    assert printed == f"moons: accuracy {accuracy:.1%} on all {Y.shape[1]} examples"
+
+
 def test_compare_prints_both_tables(capsys):
     assert main(["compare", "--batch", "64"]) == 0
     out = capsys.readouterr().out

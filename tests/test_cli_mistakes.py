@@ -169,6 +169,8 @@ MISTAKES = [
     (["predict", P, "--csv", "{d}/binary.csv"], "not a text file (not UTF-8)"),
     (["predict", P, "--csv", "{d}/a_folder"], "--csv {d}/a_folder: is a directory"),
     (["predict", P, "--csv", "{d}/nowhere.csv"], "--csv {d}/nowhere.csv: no such file"),
+    (["predict", P, "--seed", "3"], "--seed: the shipped breast_cancer data is read as it is"),
+    (["predict", P, "--csv", "{d}/rows.csv", "--seed", "0"], "--seed: --csv {d}/rows.csv is read"),
     # --- options, checked before any work
     (["train", "--seed", "-1"], "argument --seed: must be 0 or a positive whole number, got -1"),
     (["compare", "--seed", "-2"], "argument --seed: must be 0 or a positive"),

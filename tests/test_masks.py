@@ -9,6 +9,7 @@ float64 zeros and ones, and PyTorch where it is installed.
 """
 
 import math
+import re
 import warnings
 
 import numpy as np
@@ -275,6 +276,23 @@ def test_the_logic_of_masks_refuses_numbers():
     for f in (lambda: ~x, lambda: x & m, lambda: m | x, lambda: m ^ 1.5, lambda: np.invert(x)):
         with pytest.raises(TypeError, match="works on masks"):
             f()
+
+
+def test_the_logic_of_masks_names_the_operand_as_given():
+    """A number or an array beside a mask is named as the user wrote it, not as the tensor the
+    engine made of it."""
+    m = Tensor(np.array([1.0, -1.0])) > 0
+    cases = {
+        "not on 1 (int)": lambda: m & 1,
+        "not on 2.5 (float)": lambda: 2.5 | m,
+        "not on ndarray of shape (2,)": lambda: m ^ np.array([1.0, 2.0]),
+        "not on list of shape (2,)": lambda: m & [3, 0],
+        "not on tensor (2,) of float64": lambda: m & Tensor([1.0, 2.0]),
+    }
+    for message, f in cases.items():
+        with pytest.raises(TypeError, match=re.escape(message)):
+            f()
+    assert np.array_equal((m & True).data, [True, False])
 
 
 @needs_torch

@@ -149,8 +149,8 @@ def _add_data_options(p: argparse.ArgumentParser, hidden_default: int | None = N
     p.add_argument("--m", type=_positive_int, help="examples to generate (generated sets only)")
 
 
-def _add_seed(p: argparse.ArgumentParser, help: str) -> None:
-    p.add_argument("--seed", type=_non_negative_int, default=0, help=help)
+def _add_seed(p: argparse.ArgumentParser, help: str, default: int | None = 0) -> None:
+    p.add_argument("--seed", type=_non_negative_int, default=default, help=help)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,7 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="rows of raw features to classify, comma-separated, one example a line; prints "
         "'class probability' for each",
     )
-    _add_seed(predict, "seed of a generated data set")
+    _add_seed(predict, "seed of a generated data set (default 0)", default=None)
 
     graph = sub.add_parser("graph", help="draw the forward and backward graphs of the network")
     graph.add_argument("--out", type=Path, default=Path("graphs"), help="folder for the pictures")
@@ -566,10 +566,13 @@ def read_rows(path: Path) -> np.ndarray:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     with ParameterFile(args.params) as pf:
+        if args.seed is not None and (args.csv or pf.dataset not in datasets.GENERATED):
+            rows = f"--csv {args.csv}" if args.csv else f"the shipped {pf.dataset} data"
+            raise CliError(f"--seed: {rows} is read as it is; --seed makes a generated data set")
         if args.csv:
             X, Y, source = read_rows(args.csv), None, f"--csv {args.csv}"
         else:
-            X, Y = _raw_data(pf.dataset, args.seed)
+            X, Y = _raw_data(pf.dataset, 0 if args.seed is None else args.seed)
             source = f"the {pf.dataset} data"
         if X.shape[0] != pf.n_x:
             raise CliError(

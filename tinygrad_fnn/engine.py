@@ -1399,19 +1399,24 @@ def _operand(x: Any, like: Tensor, op: str) -> Tensor:
     return t
 
 
-def _mask(t: Tensor, op: str) -> Tensor:
-    """`t`, if it is a mask; the logic of `~ & | ^` has no meaning for numbers."""
+def _mask(t: Tensor, op: str, given: str = "") -> Tensor:
+    """`t`, if it is a mask; the logic of `~ & | ^` has no meaning for numbers. `given` names
+    what the user wrote, when `t` was made from it."""
     if t._array.dtype.kind != "b":
         raise TypeError(
-            f"{op}: works on masks (the booleans a comparison gives), not on {_describe(t)} of "
-            f"{t.dtype}; compare first (x > 0)"
+            f"{op}: works on masks (the booleans a comparison gives), not on "
+            f"{given or f'{_describe(t)} of {t.dtype}'}; compare first (x > 0)"
         )
     return t
 
 
 def _masks(t: Tensor, other: Any, op: str) -> tuple[Tensor, Tensor]:
     """The two operands of a logical operator, both masks (the order does not matter)."""
-    return _mask(t, op), _mask(_operand(other, t, op), op)
+    given = ""
+    if not isinstance(other, Tensor):
+        shape, kind = np.shape(other), type(other).__name__
+        given = f"{kind} of shape {shape}" if shape else f"{other!r} ({kind})"
+    return _mask(t, op), _mask(_operand(other, t, op), op, given)
 
 
 def _numbers_beside(a: Tensor, b: Tensor) -> tuple[Tensor, Tensor]:
