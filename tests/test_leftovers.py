@@ -25,7 +25,17 @@ import pytest
 from eager_twin import assert_compiled_is_eager
 from torch_oracle import needs_torch, torch
 
-from tinygrad_fnn import ShapeError, Tensor, cli, compile, concatenate, fnn, log_softmax, where
+from tinygrad_fnn import (
+    ShapeError,
+    Tensor,
+    cli,
+    compile,
+    concatenate,
+    fnn,
+    grad,
+    log_softmax,
+    where,
+)
 
 WIDE = np.dtype(np.longdouble)
 needs_wide = pytest.mark.skipif(
@@ -478,3 +488,65 @@ def test_a_captured_dicts_keys_are_part_of_the_signature(fn, edits):
         for d, s in zip((OPTIONS, EQUAL, vars(OBJECT)), saved):
             d.clear()
             d.update(s)
+
+
+# ----- `grad()` and tensors that retain their gradient: PyTorch fills their `.grad` (it used to
+# stay None here)
+
+
+def _retaining(seed: int, shape: tuple[int, ...]):
+    """x; h = 3x and k = exp(h), both retaining; z = 5x retaining, on a branch of its own; and
+    y = Σk² + Σz + Σx², whose gradients are known in closed form."""
+    x = Tensor(np.random.default_rng(seed).uniform(-1.0, 1.0, shape), requires_grad=True)
+    h = (x * 3.0).retain_grad()
+    k = h.exp().retain_grad()
+    z = (x * 5.0).retain_grad()
+    y = (k * k).sum() + z.sum() + (x * x).sum()
+    return x, h, k, z, y
+
+
+@pytest.mark.parametrize("create_graph", [False, True])
+@pytest.mark.parametrize("seed, shape", [(0, (3,)), (1, (2, 4)), (2, ()), (3, (5, 1))])
+def test_grad_fills_the_gradient_of_a_tensor_that_retains_it(seed, shape, create_graph):
+    x, h, k, z, y = _retaining(seed, shape)
+    (dx,) = grad(y, x, create_graph=create_graph)
+    assert x.grad is None  # a leaf's .grad is never touched by grad()
+    np.testing.assert_allclose(k.grad.data, 2 * k.data, rtol=1e-15)
+    np.testing.assert_allclose(h.grad.data, 2 * k.data * k.data, rtol=1e-15)
+    assert np.array_equal(z.grad.data, np.ones(shape))
+    np.testing.assert_allclose(dx.data, 6 * k.data * k.data + 5 + 2 * x.data, rtol=1e-14)
+    assert h.grad.requires_grad == create_graph  # in the recorded pass, as dx is
+
+
+def test_grad_for_a_retaining_tensor_fills_both_its_result_and_its_grad():
+    x, h, k, z, y = _retaining(4, (3,))
+    (dh,) = grad(y, h)
+    assert np.array_equal(h.grad.data, dh.data) and not np.shares_memory(h.grad.data, dh.data)
+    assert z.grad is None  # z is not on the way to h: nothing flows through it
+    assert x.grad is None
+
+
+@needs_torch
+@pytest.mark.parametrize("seed, shape", [(5, (3,)), (6, (2, 3))])
+def test_retained_gradients_under_grad_agree_with_pytorch(seed, shape):
+    x, h, k, z, y = _retaining(seed, shape)
+    tx = torch.tensor(x.data, requires_grad=True)
+    th = tx * 3.0
+    th.retain_grad()
+    tk = th.exp()
+    tk.retain_grad()
+    tz = tx * 5.0
+    tz.retain_grad()
+    ty = (tk * tk).sum() + tz.sum() + (tx * tx).sum()
+    for wanted, twanted in ((x, tx), (h, th)):
+        for t in (h, k, z):
+            t.grad = None
+        for t in (th, tk, tz):
+            t.grad = None
+        grad(y, wanted, retain_graph=True)
+        torch.autograd.grad(ty, twanted, retain_graph=True)
+        for ours, theirs in ((h, th), (k, tk), (z, tz)):
+            if theirs.grad is None:
+                assert ours.grad is None
+            else:
+                np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-14)

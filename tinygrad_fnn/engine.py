@@ -1177,7 +1177,8 @@ def _backprop(
     differs from its input's (the input was broadcast) is summed back to that shape; gradients
     reaching one tensor from several uses are added. With `wanted` None, leaf gradients
     accumulate into `.grad`; otherwise the gradients of the tensors in `wanted` are stored
-    there and no `.grad` is touched (this is `grad()`).
+    there and no leaf's `.grad` is touched (this is `grad()`). A tensor that retains its
+    gradient (`retain_grad`) gets it in `.grad` either way, as in PyTorch.
 
     The rules are formulas that read the same on Tensors and on NumPy arrays. When nothing
     records this pass (no `create_graph`, no `compile` tracing, no anomaly mode), they run on
@@ -1219,8 +1220,10 @@ def _backprop(
                     if mode.tracer is not None:
                         mode.tracer.gradient(out, g)  # `compile` names the gradient after it
                     mode.rule = fn.op  # anomaly messages name the rule running
-                if fn.retains or (wanted and out in wanted):
+                if wanted and out in wanted:
                     _deliver(out, g, wanted, given)
+                if fn.retains:  # into `.grad`, under `grad()` too (as PyTorch)
+                    _deliver(out, g, None, given)
                 if through is not None and fn not in through:
                     continue  # it made a wanted tensor, and no gradient wanted flows below it
             parents = fn.parents
@@ -1339,7 +1342,8 @@ def grad(
     As `torch.autograd.grad`: `inputs` is one tensor or several (any iterable), and the result
     is always a list; with `create_graph=True` the results can be differentiated again, which
     is how a Hessian-vector product is computed. An input that `output` does not depend on gets
-    a gradient of zeros.
+    a gradient of zeros. No leaf's `.grad` changes; an intermediate on the way that called
+    `retain_grad()` gets its gradient in `.grad`, as in PyTorch.
     """
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     if not inputs:
