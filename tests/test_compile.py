@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import itertools
 import linecache
 import re
 from pathlib import Path
@@ -1275,3 +1276,77 @@ def test_numpy_work_on_an_array_argument_is_an_error_that_says_what_to_do():
         got = step(X)
         assert np.array_equal(got.data, (W.data @ X.T).sum())
         assert np.array_equal(W.grad.data, np.ones((3, 6)) @ X)
+
+
+# ----- a function that is not a function of what the signature sees: the first replay of a
+# program is held to the plain function run once more, so a frozen value is never replayed
+
+
+def _impure(kind: str, seed: int):
+    """A cost that reads something compile cannot see: a random draw of each kind."""
+    import random
+
+    rng = np.random.default_rng(seed)
+    draws = random.Random(seed)
+    w = Tensor(np.linspace(0.5, 2.0, 4), requires_grad=True)
+    costs = {
+        "numpy generator": lambda: (w * float(rng.uniform())).sum(),
+        "python random": lambda: (w * draws.random()).sum(),
+        "a tensor of fresh data": lambda: (w * Tensor(rng.uniform(size=4))).sum(),
+        "a mask of fresh data": lambda: (w * Tensor(rng.uniform(size=(32, 4)) > 0.5)).sum(),
+    }
+    return w, costs[kind]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize(
+    "kind", ["numpy generator", "python random", "a tensor of fresh data", "a mask of fresh data"]
+)
+def test_a_function_of_random_draws_is_refused_at_its_first_replay(kind, seed):
+    w, cost = _impure(kind, seed)
+    step = compile(cost)
+    with pytest.raises(TraceError, match="reads something compile cannot see"):
+        for _ in range(4):  # traced (twice: .grad None, then held), then replayed
+            w.grad = None
+            step()
+    assert w.grad is None  # the refused call delivered nothing
+    assert step._programs == {} or all(p.fast_built is False for p in step._programs.values())
+
+
+def test_a_refused_program_is_forgotten_and_traced_again():
+    w, cost = _impure("numpy generator", 3)
+    step = compile(cost)
+    w.grad = None
+    step()
+    w.grad = None
+    with pytest.raises(TraceError):
+        step()
+    traces = step.traces
+    w.grad = None
+    step()  # a new trace, never the refused program
+    assert step.traces == traces + 1
+
+
+def test_constants_made_inside_a_pure_function_are_replayed():
+    """Arrays made inside the function that are the same at every call (np.arange, np.eye, a
+    mask of fixed data) are constants: the program keeps them and replays on the fast path."""
+    ticks = itertools.count()  # (a list would be part of the signature, and change it)
+    w = Tensor(np.linspace(-1.0, 1.0, 3), requires_grad=True)
+
+    def cost():
+        next(ticks)
+        scale = Tensor(np.arange(1.0, 4.0)) + Tensor(np.eye(3)).sum(axis=0)
+        return (w * scale * Tensor(np.array([1.0, -1.0, 2.0]) > 0)).sum()
+
+    step = compile(cost)
+    for _ in range(6):
+        w.grad = None
+        got = step()
+        w.grad = None
+        want = cost()
+        want.backward()
+        assert np.array_equal(got.data, want.data)
+    # 6 traced or replayed calls and 6 eager ones: the function ran once more, at the first
+    # replay, and on no other call
+    assert step.traces == 1
+    assert next(ticks) == 6 + step.traces + 1

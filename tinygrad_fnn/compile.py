@@ -1949,17 +1949,44 @@ class Compiled:
             program = self._programs.get(key)
             if program is None:
                 return self._trace(key, found, args, kwargs)
-            if not program.fast_built:  # built when the key is this program's, as it is now
+            again = None
+            if not program.fast_built:  # the program's first replay: see `_again`
+                again = self._again(args, kwargs)
                 _fast_path(self, program, args, kwargs, found)
             self._last, self._fast, self._fast_sgd = program, program.fast_call, program.fast_sgd
             self._eager_params = None
             program.check_storage()
             program.check_gradients()
             cost = program.run(found, program.param_lists)
+            if again is not None and not _same_bits(cost, again):
+                self._forget(key)
+                raise TraceError(
+                    f"compile: {self._name} gave the cost {again} when run again, where its "
+                    f"program, traced from the same signature, gives {np.asarray(cost)}: it reads "
+                    "something compile cannot see, such as random numbers, the clock, or an "
+                    "array computed outside Tensor operations (from a parameter's .data, say), "
+                    "which the program froze. Pass such values in as Tensor arguments, which "
+                    "are read afresh at every call"
+                )
             program.deliver()
             if self.lr is not None:
                 self.sgd(self.lr)  # the gradients are the ones just delivered
         return _result(cost, program.cost_name)
+
+    def _again(self, args: tuple, kwargs: dict) -> np.ndarray:
+        """The cost of the plain function, run once more without recording, for the first replay
+        of a program to be held to: a function that is not a function of what the signature
+        sees (it draws random numbers, say) gives another cost, where the program would replay
+        the values it froze while tracing."""
+        with engine.no_grad(), np.errstate(all="ignore"):  # the program's run warns, from its line
+            cost = self.fn(*args, **kwargs)
+        return cost._array if isinstance(cost, Tensor) else np.asarray(cost)
+
+    def _forget(self, key: tuple) -> None:
+        """Drop the program of `key`, so that no later call replays it."""
+        self._programs.pop(key, None)
+        self._last = None
+        self._fast = self._fast_sgd = None
 
     def sgd(self, lr: float) -> None:
         """p ← p − lr·p.grad for every parameter the last call gave a gradient, as `fnn.SGD`
@@ -2072,6 +2099,11 @@ class Compiled:
         return _result(cost._array, cost.name)
 
 
+def _same_bits(a: Any, b: Any) -> bool:
+    a, b = np.asarray(a), np.asarray(b)
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
 def _result(cost: np.ndarray, name: str | None) -> Tensor:
     out = Tensor._wrap(cost.copy())
     out._array.setflags(False)
@@ -2093,6 +2125,8 @@ def compile(fn: Callable[..., Tensor] | None = None, *, lr: float | None = None)
 
     `compile(fn)(*args)` has the effect of `cost = fn(*args); cost.backward()` and returns the
     cost; with `lr`, it then updates every parameter: `p ← p − lr·p.grad` (as `fnn.SGD`).
+    `fn` must be a function of its arguments and what it captures: at a program's first replay
+    it runs once more, and a cost that differs from the program's is a `TraceError`.
     """
     if fn is None:
         return lambda f: Compiled(f, lr=lr)
