@@ -1350,3 +1350,55 @@ def test_constants_made_inside_a_pure_function_are_replayed():
     # replay, and on no other call
     assert step.traces == 1
     assert next(ticks) == 6 + step.traces + 1
+
+
+# ----- a global function or class the function names, redefined (as a notebook cell does)
+
+_ACTIVATION = Tensor.relu
+
+
+class _Scale(Function):
+    op = "scale"
+
+    def forward(self, a):
+        return 2.0 * a
+
+    def da(self, g, z, a):
+        return 2.0 * g
+
+
+def _uses_the_helpers(w: Tensor) -> Tensor:
+    return _Scale()(_ACTIVATION(w)).sum()
+
+
+class _Cube(Function):
+    op = "cube"
+
+    def forward(self, a):
+        return a * a * a
+
+    def da(self, g, z, a):
+        return 3.0 * g * a * a
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_redefined_global_function_or_class_traces_again(seed, monkeypatch):
+    w = Tensor(np.random.default_rng(seed).standard_normal((3, 4)), requires_grad=True)
+    step = compile(lambda: _Scale()(_ACTIVATION(w)).sum())  # it names both helpers
+    helpers = [
+        ("_ACTIVATION", Tensor.relu),
+        ("_ACTIVATION", Tensor.tanh),  # a function rebound
+        ("_Scale", _Cube),  # a class rebound
+        ("_ACTIVATION", lambda t: t.sigmoid()),
+    ]
+    for name, value in helpers:
+        monkeypatch.setitem(globals(), name, value)
+        for _ in range(3):  # traced, then the general path, then the fast path
+            w.grad = None
+            want = _uses_the_helpers(w)
+            want.backward()
+            want_grad = w.grad.data.copy()
+            w.grad = None
+            got = step()
+            assert np.array_equal(got.data, want.data), name
+            assert np.array_equal(w.grad.data, want_grad), name

@@ -1841,12 +1841,13 @@ class Compiled:
         self._func = func if plain and (func.__defaults__ or func.__kwdefaults__) else None
         self._globals = getattr(func, "__globals__", {})
         names = _global_names(code) if code is not None else []
-        # Functions, classes and modules the code names are taken as they are now, as in jax.jit:
-        # rebinding one later is not noticed. Every other name is looked at on each call.
+        # Modules the code names are taken as they are now, as in jax.jit: rebinding one, or a
+        # name inside one, is not noticed. Every other name is looked at on each call (a
+        # function or class by identity: a notebook cell that redefines a helper traces again).
         self._global_names = [
             n
             for n in names
-            if not isinstance(self._globals.get(n), _SKIP)
+            if not isinstance(self._globals.get(n), types.ModuleType)
             and n in self._globals
             or n not in self._globals
             and n not in _BUILTINS
