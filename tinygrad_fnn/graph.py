@@ -38,13 +38,30 @@ STYLE = {
     "rule": {"shape": "ellipse", "style": "filled", "fillcolor": PALETTE["rule"]},
 }
 RANKDIRS = ("LR", "TB")
+_TIMES = {1: "", 2: " (twice)"}  # an input an operation uses more than once
+
+
+# Characters no picture can hold as themselves: control characters (XML forbids them, and DOT
+# ends a string at NUL) are drawn as their Unicode "control pictures" (ESC as ␛), and what UTF-8
+# or XML cannot hold at all (lone surrogates, U+FFFE, U+FFFF) as the replacement character.
+_SHOWN = {c: 0x2400 + c for c in range(0x20) if chr(c) not in "\t\n"} | {0x7F: 0x2421}
+_SHOWN |= {c: 0xFFFD for c in (*range(0xD800, 0xE000), 0xFFFE, 0xFFFF)}
+
+
+def text_lines(lines: list[str]) -> list[str]:
+    """The lines a label draws for `lines`: a newline in a name starts a new line, and an empty
+    line is a space (renderers draw no text for an empty one, and the step-through page counts
+    the texts drawn)."""
+    parts = [part for line in lines for part in str(line).split("\n")]
+    return [part.translate(_SHOWN) or " " for part in parts]
 
 
 def label(lines: list[str]) -> str:
-    """DOT label text showing `lines` literally: backslashes doubled (so `a\\G`, `\\n` in a name
-    are text, not escapes), one line each, and never read as an HTML-like label."""
-    parts = [part for line in lines for part in str(line).split("\n")]
-    return graphviz.nohtml("\\n".join(part.replace("\\", "\\\\") for part in parts))
+    """DOT label text showing `lines` literally: backslashes doubled and `&` written `&amp;` (so
+    `a\\G`, `\\n` or `&lt;` in a name are text, not escapes or entities), one line each (as
+    `text_lines`), and never read as an HTML-like label."""
+    escaped = (part.replace("\\", "\\\\").replace("&", "&amp;") for part in text_lines(lines))
+    return graphviz.nohtml("\\n".join(escaped))
 
 
 # ----- walking the graph (the engine's traversal)
@@ -218,6 +235,11 @@ def draw_backward(
     `known_lines` (per gradient node, how many label lines hold before the gradient is
     computed), which the step-through page uses.
     """
+    if not root.requires_grad:
+        raise ValueError(
+            f"draw_backward: {expression(root)} does not require grad, so backward() has nothing "
+            "to do on it"
+        )
     g = _new_graph("backward", rankdir, title)
     order, output = _outputs(root)
     gid: dict[int, str] = {}
@@ -236,7 +258,7 @@ def draw_backward(
             else:
                 lines = [symbol]
             lines.append(f"{t.shape}")
-            g.known_lines[node] = len(lines)
+            g.known_lines[node] = len(text_lines(lines))
             if t.grad is not None:
                 lines.append(_norm(t.grad))
             d = differences.get(names.tutorial_symbol(t.name))
@@ -265,19 +287,24 @@ def draw_backward(
         out = output[fn]
         source = gradient_node(out)
         g.edge(source, rule, id=f"e{rule}_in")
-        produced = []
-        for p in fn.parents:
-            if p.requires_grad:
+        produced: dict[str, list] = {}  # gradient node: [its caption name, the inputs it is]
+        for p, needed in zip(fn.parents, fn.needs_grad):
+            if needed:  # as backward: what was recorded, whatever p.requires_grad says now
                 target = gradient_node(p)
-                g.edge(rule, target, id=f"e{rule}_{target}")
-                produced.append((target, _caption_name(p, root)))
+                uses = produced.setdefault(target, [_caption_name(p, root), 0])
+                uses[1] += 1
+                edge = f"e{rule}_{target}" + (f"_{uses[1]}" if uses[1] > 1 else "")
+                g.edge(rule, target, id=edge)
+        names_produced = [
+            n + _TIMES.get(count, f" ({count} times)") for n, count in produced.values()
+        ]
         g.steps.append(
             {
                 "rule": rule,
                 "consumes": source,
-                "produces": [node for node, _ in produced],
+                "produces": list(produced),
                 "caption": f"Step {k} of {len(steps)}: the rule of {fn.op} ({fn.rule}) turns "
-                f"{_caption_name(out, root)} into {', '.join(n for _, n in produced)}.",
+                f"{_caption_name(out, root)} into {', '.join(names_produced)}.",
             }
         )
     return g
