@@ -1,16 +1,21 @@
 """A hostile sweep of the pictures: what they say must be what the engine does, whatever the
 names hold, and saving them must never leave a half-written or misdirected file."""
 
+import os
 import xml.etree.ElementTree as ET
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 import pytest
 from test_graph import BUNDLED, SVG, nodes_and_edges, svg_texts
 
-from tinygrad_fnn import Tensor
+from tinygrad_fnn import Tensor, render
+from tinygrad_fnn.cli import main
 from tinygrad_fnn.graph import collect, draw_backward, draw_graph
+from tinygrad_fnn.pictures import pictures, tutorial_graphs
 from tinygrad_fnn.render import to_svg
+from tinygrad_fnn.stepper import write_stepper
 
 
 @pytest.fixture(autouse=True)
@@ -130,3 +135,112 @@ def test_an_input_used_twice_by_one_operation_gives_two_edges_with_their_own_ids
     _, edges = nodes_and_edges(graph)
     assert Counter(edges)[("r2", "g2")] == 2  # two uses, two contributions to one sum
     assert graph.steps[1]["caption"].endswith("into ∂out/∂x (twice).")
+
+
+# ----- saving never half-writes, never writes through a link
+
+
+def test_pictures_never_write_through_a_symbolic_link(tmp_path):
+    precious = tmp_path / "precious.txt"
+    precious.write_text("keep me")
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "forward.svg").symlink_to(precious)
+    code = main(["graph", "--out", str(out), "--formats", "svg"])
+    assert code == 2
+    assert precious.read_text() == "keep me"
+    assert (out / "forward.svg").is_symlink()
+    assert sorted(p.name for p in out.iterdir()) == ["forward.svg"]  # nothing else written
+
+
+def test_a_failure_part_way_leaves_the_old_pictures_whole(tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    tutorial_graphs(out, formats=("svg",))
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    calls = {"n": 0}
+    real = render.to_bytes
+
+    def failing(graph, fmt="svg"):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise render.RenderError("the renderer failed")
+        return real(graph, fmt)
+
+    monkeypatch.setattr(render, "to_bytes", failing)
+    with pytest.raises(render.RenderError):
+        tutorial_graphs(out, hidden=2, formats=("svg",))
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+def test_an_interrupted_save_leaves_every_file_old_or_new_and_no_temporary_file(
+    tmp_path, monkeypatch
+):
+    out = tmp_path / "out"
+    tutorial_graphs(out, formats=("svg",))
+    old = {p.name: p.read_bytes() for p in out.iterdir()}
+    new_dir = tmp_path / "new"
+    tutorial_graphs(new_dir, hidden=2, formats=("svg",))
+    new = {p.name: p.read_bytes() for p in new_dir.iterdir()}
+    calls = {"n": 0}
+    real = os.replace
+
+    def interrupted(a, b):
+        calls["n"] += 1
+        if calls["n"] == 4:
+            raise KeyboardInterrupt
+        return real(a, b)
+
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        tutorial_graphs(out, hidden=2, formats=("svg",))
+    assert sorted(p.name for p in out.iterdir()) == sorted(old)  # no temporary file is left
+    for name, data in old.items():
+        assert (out / name).read_bytes() in (data, new[name]), name
+    assert calls["n"] == 4 and any((out / n).read_bytes() == new[n] for n in new)
+
+
+def test_with_no_renderer_the_command_says_so_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(render, "find_dot", lambda: None)
+    out = tmp_path / "out"
+    assert main(["graph", "--out", str(out)]) == 2
+    assert "pip install graphviz-pure" in capsys.readouterr().err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_the_step_through_page_is_written_whole(tmp_path, monkeypatch):
+    target = tmp_path / "page.html"
+    target.write_text("old page")
+    real = Path.write_text
+
+    def torn(self, data, *args, **kwargs):  # a crash after half of the page
+        real(self, data[: len(data) // 2], *args, **kwargs)
+        raise KeyboardInterrupt
+
+    def interrupted(a, b):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Path, "write_text", torn)
+    monkeypatch.setattr(os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        write_stepper(named_sum("x"), target)
+    monkeypatch.undo()
+    assert target.read_text() == "old page"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["page.html"]
+
+
+# ----- pictures() draws the pass it runs
+
+
+def test_pictures_refuse_a_graph_whose_leaves_already_hold_a_gradient(tmp_path):
+    x = Tensor([1.0, 2.0], requires_grad=True, name="x")
+    out = (x * x).sum()
+    out.backward(retain_graph=True)
+    with pytest.raises(ValueError, match="already holds a gradient"):
+        pictures(out, tmp_path / "p", formats=())
+    assert not (tmp_path / "p").exists()
+    np.testing.assert_array_equal(x.grad.data, [2.0, 4.0])  # untouched
+    x.grad = None
+    pictures(out, tmp_path / "p", formats=())
+    np.testing.assert_array_equal(x.grad.data, [2.0, 4.0])
+    assert "grad [2, 4]" in (tmp_path / "p" / "forward_grad.dot").read_text()
+    assert all(t.grad is not None for t in collect(out) if t.requires_grad)

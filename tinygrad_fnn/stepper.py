@@ -17,7 +17,7 @@ from typing import Any
 
 from tinygrad_fnn.engine import Tensor
 from tinygrad_fnn.graph import PALETTE, draw_backward
-from tinygrad_fnn.render import Graph, to_svg
+from tinygrad_fnn.render import Graph, save, to_svg
 
 LEGEND = (
     ("current", "rule running now"),
@@ -222,11 +222,23 @@ def write_stepper(
     title: str = "Backpropagation, one rule at a time",
     rankdir: str = "LR",
 ) -> Path:
-    """Write the step-through page of `root.backward()` to `path` and return the path.
+    """Write the step-through page of `root.backward()` to `path` (whole or not at all) and
+    return the path.
 
     `root` is the output tensor, or a graph `draw_backward` already drew (then `comparison` and
     `rankdir` are the ones it was drawn with).
     """
+    page = stepper_page(root, comparison, title, rankdir)
+    return save({Path(path): page.encode("utf-8")})[0]
+
+
+def stepper_page(
+    root: Tensor | Graph,
+    comparison: object = None,
+    title: str = "Backpropagation, one rule at a time",
+    rankdir: str = "LR",
+) -> str:
+    """The HTML of the step-through page, as `write_stepper` writes it."""
     graph = root if isinstance(root, Graph) else draw_backward(root, comparison, rankdir=rankdir)
     if not hasattr(graph, "steps"):
         raise TypeError("write_stepper needs a tensor or a graph drawn by draw_backward")
@@ -247,13 +259,10 @@ def write_stepper(
         "known_lines": graph.known_lines,
         "palette": PALETTE,
     }
-    page = PAGE.format(
+    return PAGE.format(
         title=html.escape(title),
         legend_css=legend_css,
         legend=legend,
         svg=svg,
         data=script_json(data),
     )
-    path = Path(path)
-    path.write_text(page, encoding="utf-8")
-    return path
