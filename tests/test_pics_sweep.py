@@ -244,3 +244,12 @@ def test_pictures_refuse_a_graph_whose_leaves_already_hold_a_gradient(tmp_path):
     np.testing.assert_array_equal(x.grad.data, [2.0, 4.0])
     assert "grad [2, 4]" in (tmp_path / "p" / "forward_grad.dot").read_text()
     assert all(t.grad is not None for t in collect(out) if t.requires_grad)
+
+
+@pytest.mark.parametrize("name", [5, 0, 1.5, b"x", ("a", 1)])
+def test_a_name_that_is_not_a_string_is_drawn_as_its_text(name):
+    y = named_sum(name)
+    for picture in (draw_graph(y), draw_backward(y)):
+        texts = svg_texts(to_svg(picture))
+        wanted = str(name) if picture.name == "forward" else f"∂y/∂{name}"
+        assert wanted in texts or f"∂y/∂({name})" in texts, texts

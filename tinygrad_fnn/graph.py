@@ -103,20 +103,22 @@ def kind(t: Tensor) -> str:
     return "parameter" if t.requires_grad else "constant"
 
 
+def name_of(t: Tensor) -> str:
+    """The tensor's name as text, "" for none (the engine takes any object as a name: 5 is "5")."""
+    return "" if t.name is None else str(t.name)
+
+
 def expression(t: Tensor) -> str:
     """A short name: the tensor's own, a constant's value, or the operation that made it."""
-    if t.name:
-        return t.name
+    if name_of(t):
+        return name_of(t)
     fn = t.grad_fn
     if fn is None:
         return _number(t.data) if t.size == 1 else f"constant {t.shape}"
     parts = [
-        p.name or (_number(p.data) if p.size == 1 and p.grad_fn is None else "…")
+        name_of(p) or (_number(p.data) if p.size == 1 and p.grad_fn is None else "…")
         for p in fn.parents
     ]
-    if fn.op == "matmul":  # the backward pass multiplies by transposes through flags
-        flags = (getattr(fn, "ta", False), getattr(fn, "tb", False))
-        parts = [n + "ᵀ" if flag else n for n, flag in zip(parts, flags)]
     if fn.op in INFIX and len(parts) == 2:
         return f"{parts[0]} {INFIX[fn.op]} {parts[1]}"
     return f"{fn.op}({', '.join(parts)})"
@@ -204,13 +206,13 @@ def backward_steps(root: Tensor) -> list[Function]:
 
 def gradient_name(t: Tensor, root: Tensor) -> str:
     """The engine's gradient of `root` with respect to `t`, in symbols: "∂cost/∂Z2"."""
-    output = root.name or "out"
+    output = name_of(root) or "out"
     return names.engine_gradient(output, output if t is root else expression(t))
 
 
 def _caption_name(t: Tensor, root: Tensor) -> str:
-    output = root.name or "out"
-    return names.in_words(output, t.name, output if t is root else expression(t))
+    output = name_of(root) or "out"
+    return names.in_words(output, name_of(t), output if t is root else expression(t))
 
 
 def draw_backward(
@@ -250,7 +252,7 @@ def draw_backward(
         if id(t) not in gid:
             node = gid[id(t)] = f"g{len(gid)}"
             symbol = gradient_name(t, root)
-            tutorial = names.tutorial_gradient(t.name)
+            tutorial = names.tutorial_gradient(name_of(t))
             if t is root:
                 lines = [f"{symbol} = 1" if t.size == 1 else f"{symbol} (the seed)"]
             elif tutorial:
@@ -261,7 +263,7 @@ def draw_backward(
             g.known_lines[node] = len(text_lines(lines))
             if t.grad is not None:
                 lines.append(_norm(t.grad))
-            d = differences.get(names.tutorial_symbol(t.name))
+            d = differences.get(names.tutorial_symbol(name_of(t)))
             if d is not None:
                 verdict = (
                     "bit-identical" if d.identical else f"{d.max_ulp} ULP, rel {d.relative:.2g}"
