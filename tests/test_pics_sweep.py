@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from test_graph import BUNDLED, SVG, nodes_and_edges, svg_texts
+from test_page import Page, chrome  # noqa: F401 (a fixture)
 
 from tinygrad_fnn import Tensor, render
 from tinygrad_fnn.cli import main
@@ -253,3 +254,29 @@ def test_a_name_that_is_not_a_string_is_drawn_as_its_text(name):
         texts = svg_texts(to_svg(picture))
         wanted = str(name) if picture.name == "forward" else f"∂y/∂{name}"
         assert wanted in texts or f"∂y/∂({name})" in texts, texts
+
+
+def test_a_sum_of_gradients_shows_its_value_only_once_every_part_has_arrived(
+    chrome,  # noqa: F811 (the fixture)
+    tmp_path,
+):
+    """h feeds two operations: backward adds two parts into ∂y/∂h, and the page must not show
+    the finished sum after the first part."""
+    x = Tensor([0.5, -1.0], requires_grad=True, name="x")
+    h = x * 2.0
+    h.name = "h"
+    y = (h.exp() + h.tanh()).sum()
+    pictures(y, tmp_path, formats=())
+    page = Page(chrome, tmp_path / "backprop.html")
+    steps = page.js("return data.steps")
+    node = next(
+        n
+        for n in page.js("return Object.keys(data.known_lines)")
+        if page.visible_lines(n)[0] == "∂out/∂h"
+    )
+    producers = [k for k, s in enumerate(steps, start=1) if node in s["produces"]]
+    assert len(producers) == 2
+    for k in range(len(steps) + 1):
+        page.js("show(arguments[0])", k)
+        shown = any(line.startswith("‖grad‖") for line in page.visible_lines(node))
+        assert shown == (k >= producers[-1]), (k, producers)

@@ -143,13 +143,14 @@ function reveal(id, known) {{
 
 function show(k) {{
   current = Math.max(0, Math.min(steps.length, k));
-  const known = new Set([data.seed]);
+  // a gradient several rules add to is known from the first part, its value once all are in
+  const known = new Set([data.seed]), unfinished = new Set();
   steps.forEach((s, i) => {{
-    if (i < current) s.produces.forEach(id => known.add(id));
+    s.produces.forEach(id => (i < current ? known : unfinished).add(id));
   }});
   Object.keys(data.known_lines).forEach(id => {{
     paint(id, known.has(id) ? palette.gradient : palette.pending);
-    reveal(id, known.has(id));
+    reveal(id, known.has(id) && !unfinished.has(id));
   }});
   steps.forEach((s, i) => {{
     const n = i + 1;
