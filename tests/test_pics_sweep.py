@@ -280,3 +280,41 @@ def test_a_sum_of_gradients_shows_its_value_only_once_every_part_has_arrived(
         page.js("show(arguments[0])", k)
         shown = any(line.startswith("‖grad‖") for line in page.visible_lines(node))
         assert shown == (k >= producers[-1]), (k, producers)
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_each_rule_node_shows_the_rules_backward_runs_and_only_those(seed, monkeypatch):
+    """W1 @ X with X data runs da alone: the picture must not show db, the rule for X."""
+    from tinygrad_fnn.graph import backward_steps
+
+    rng = np.random.default_rng(seed)
+    a, b, c = (
+        Tensor(rng.uniform(0.5, 1.5, (3, 3)), requires_grad=bool(rng.integers(2)), name=n)
+        for n in "abc"
+    )
+    a.requires_grad = True
+    binary = [lambda p, q: p @ q, lambda p, q: p * q, lambda p, q: p - q, lambda p, q: p / q]
+    out = a
+    for other in (b, c, b, c):
+        f = binary[rng.integers(len(binary))]
+        out = f(out, other) if rng.integers(2) else f(other, out)
+    out = out.sum()
+    nodes, _ = nodes_and_edges(draw_backward(out))
+    steps = backward_steps(out)
+    ran = {id(fn): [] for fn in steps}
+
+    def tracked(rule, text):
+        return lambda op, *args: ran[id(op)].append(text) or rule(op, *args)
+
+    for cls in {type(fn) for fn in steps}:
+        monkeypatch.setattr(cls, "vjps", tuple(map(tracked, cls.vjps, cls.rules())))
+    out.backward()
+    for k, fn in enumerate(steps, start=1):
+        assert nodes[f"r{k}"][1:] == [", ".join(ran[id(fn)])], (k, fn.op)
+
+
+def test_the_tutorial_product_w_x_shows_the_rule_for_w_alone():
+    W = Tensor(np.ones((2, 3)), requires_grad=True, name="W1")
+    X = Tensor(np.ones((3, 4)), name="X")
+    nodes, _ = nodes_and_edges(draw_backward((W @ X).sum()))
+    assert nodes["r2"] == ["2. matmul", "da = matmul(g, b.mT)"]

@@ -7,6 +7,7 @@ renders DOT in `render.py`. Both pictures walk the graph with the engine's own t
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import graphviz
@@ -215,6 +216,19 @@ def _caption_name(t: Tensor, root: Tensor) -> str:
     return names.in_words(output, name_of(t), output if t is root else expression(t))
 
 
+@functools.cache
+def _rules(cls: type[Function]) -> tuple[str, ...]:
+    return tuple(cls.rules())  # read from the source: once for each class
+
+
+def _rules_run(fn: Function) -> str:
+    """The derivative rules backward runs for `fn`: one for each input that needs a gradient
+    (as backward, which skips the others: `W1 @ X` runs `da` alone), or its one rule for all."""
+    if not type(fn).vjps:
+        return fn.rule
+    return ", ".join(r for r, need in zip(_rules(type(fn)), fn.needs_grad) if need)
+
+
 def draw_backward(
     root: Tensor,
     comparison: Any = None,
@@ -285,7 +299,8 @@ def draw_backward(
             style.update(fillcolor=PALETTE["current"], penwidth="2")
         elif highlight is not None and k < highlight:
             style.update(fillcolor=PALETTE["done"])
-        g.node(rule, label([f"{k}. {fn.op}", fn.rule]), id=rule, **style)
+        formulas = _rules_run(fn)
+        g.node(rule, label([f"{k}. {fn.op}", formulas]), id=rule, **style)
         out = output[fn]
         source = gradient_node(out)
         g.edge(source, rule, id=f"e{rule}_in")
@@ -305,7 +320,7 @@ def draw_backward(
                 "rule": rule,
                 "consumes": source,
                 "produces": list(produced),
-                "caption": f"Step {k} of {len(steps)}: the rule of {fn.op} ({fn.rule}) turns "
+                "caption": f"Step {k} of {len(steps)}: the rule of {fn.op} ({formulas}) turns "
                 f"{_caption_name(out, root)} into {', '.join(names_produced)}.",
             }
         )
