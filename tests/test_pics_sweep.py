@@ -318,3 +318,28 @@ def test_the_tutorial_product_w_x_shows_the_rule_for_w_alone():
     X = Tensor(np.ones((3, 4)), name="X")
     nodes, _ = nodes_and_edges(draw_backward((W @ X).sum()))
     assert nodes["r2"] == ["2. matmul", "da = matmul(g, b.mT)"]
+
+
+def test_a_preview_reads_only_the_values_it_shows():
+    """A broadcast view of 10¹² values is a few bytes; its preview must not copy it all."""
+    x = Tensor(0.25, requires_grad=True, name="x")
+    y = x.broadcast_to((10**6, 10**6))
+    nodes, _ = nodes_and_edges(draw_graph(y, show_values=True))
+    assert "value [0.25, 0.25, 0.25, 0.25, …]" in nodes["t1"]
+    assert "value [0.25]" in nodes["t0"]
+    z = Tensor(np.arange(3.0, dtype=np.float32), requires_grad=True, name="z")[::-1]
+    assert "value [2, 1, 0]" in nodes_and_edges(draw_graph(z, show_values=True))[0]["t1"]
+
+
+def test_graph_render_writes_nothing_when_rendering_fails_and_never_through_a_link(tmp_path):
+    picture = draw_graph(named_sum("x"))
+    with pytest.raises(render.RenderError):
+        picture.render(tmp_path / "fwd", format="no-such-format")
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "elsewhere").write_text("keep me")
+    (tmp_path / "fwd.svg").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(FileExistsError, match="symbolic link"):
+        picture.render(tmp_path / "fwd", format="svg")
+    assert (tmp_path / "elsewhere").read_text() == "keep me"
+    assert picture.render(tmp_path / "ok", format="svg") == str(tmp_path / "ok.svg")
+    assert (tmp_path / "ok").read_text() == picture.source

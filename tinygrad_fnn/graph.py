@@ -130,9 +130,9 @@ def _number(x: np.ndarray) -> str:
 
 
 def _preview(x: np.ndarray, items: int = 4) -> str:
-    flat = x.astype(np.float64).reshape(-1)
-    shown = ", ".join(f"{v:.3g}" for v in flat[:items])
-    return f"[{shown}{', …' if flat.size > items else ''}]"
+    """The first few values; only those are read (the array may be a huge broadcast view)."""
+    shown = ", ".join(f"{float(v):.3g}" for v in x.flat[:items])
+    return f"[{shown}{', …' if x.size > items else ''}]"
 
 
 def _norm(grad: Tensor) -> str:
