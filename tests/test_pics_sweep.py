@@ -343,3 +343,13 @@ def test_graph_render_writes_nothing_when_rendering_fails_and_never_through_a_li
     assert (tmp_path / "elsewhere").read_text() == "keep me"
     assert picture.render(tmp_path / "ok", format="svg") == str(tmp_path / "ok.svg")
     assert (tmp_path / "ok").read_text() == picture.source
+
+
+def test_a_gradient_set_by_hand_as_an_array_is_drawn():
+    """The engine lets `.grad` be set to an array; the pictures read it as the engine would."""
+    x = Tensor([1.0, 2.0], requires_grad=True, name="x")
+    y = (x * 2.0).sum()
+    x.grad = np.array([3.0, 4.0])
+    nodes, _ = nodes_and_edges(draw_graph(y))
+    assert nodes["t0"][2:] == ["grad [3, 4]", "‖grad‖ = 5"]
+    assert "‖grad‖ = 5" in nodes_and_edges(draw_backward(y))[0]["g2"]

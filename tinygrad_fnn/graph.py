@@ -14,7 +14,7 @@ import graphviz
 import numpy as np
 
 from tinygrad_fnn import names
-from tinygrad_fnn.engine import Function, Tensor, _topological_order
+from tinygrad_fnn.engine import Function, Tensor, _topological_order, as_array
 from tinygrad_fnn.render import Graph
 
 # The one palette: the DOT styles below and the step-through page's CSS both come from it.
@@ -135,8 +135,8 @@ def _preview(x: np.ndarray, items: int = 4) -> str:
     return f"[{shown}{', …' if x.size > items else ''}]"
 
 
-def _norm(grad: Tensor) -> str:
-    return f"‖grad‖ = {float(np.linalg.norm(grad.data)):.4g}"
+def _norm(grad: Tensor | np.ndarray) -> str:
+    return f"‖grad‖ = {float(np.linalg.norm(as_array(grad))):.4g}"
 
 
 def _new_graph(name: str, rankdir: str, title: str | None) -> Graph:
@@ -159,7 +159,7 @@ def _tensor_label(t: Tensor, show_values: bool, show_grad: bool) -> str:
     if show_values:
         lines.append(f"value {_preview(t.data)}")
     if show_grad and t.grad is not None:
-        lines.append(f"grad {_preview(t.grad.data)}")
+        lines.append(f"grad {_preview(as_array(t.grad))}")
         lines.append(_norm(t.grad))
     return label(lines)
 
