@@ -353,3 +353,67 @@ def test_a_gradient_set_by_hand_as_an_array_is_drawn():
     nodes, _ = nodes_and_edges(draw_graph(y))
     assert nodes["t0"][2:] == ["grad [3, 4]", "‖grad‖ = 5"]
     assert "‖grad‖ = 5" in nodes_and_edges(draw_backward(y))[0]["g2"]
+
+
+OPERATIONS = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: 1.0 - a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+    "neg": lambda a, b: -a,
+    "pow": lambda a, b: a**2 + a**b + 2.0**a,
+    "exp log": lambda a, b: a.exp().log(),
+    "relu sigmoid tanh": lambda a, b: a.relu().sigmoid().tanh(),
+    "matmul": lambda a, b: a @ b.T,
+    "reductions": lambda a, b: a.sum(0) + a.mean(0) + a.max(0) + a.min(0) + a.prod(0),
+    "shapes": lambda a, b: a.reshape(4, 3).T.flatten()[None].squeeze(0),
+    "broadcast": lambda a, b: a[0].broadcast_to((5, 4)),
+    "indexing": lambda a, b: a[1:, ::2].sum() + a[a > 1].sum() + a[[0, 0, 1]].sum(),
+    "astype": lambda a, b: a.astype(np.float32).astype(np.float64),
+    "elementwise": lambda a, b: a.sqrt() + abs(a) + a.sign() * b + a.erf() + a.softplus(),
+    "activations": lambda a, b: a.hardswish() + a.relu6() + a.gelu() + a.mish() + a.leaky_relu(),
+    "clip maximum minimum": lambda a, b: a.clip(0.8, 1.2) + a.maximum(b) + a.minimum(b),
+    "where": lambda a, b: __import__("tinygrad_fnn").where(a > b, a, b),
+    "cumsum pad": lambda a, b: a.cumsum(0).pad(((1, 1), (0, 2))),
+    "join split": lambda a, b: __import__("tinygrad_fnn").cat([a, b, a], 0).split(3, 0)[1],
+    "matrices": lambda a, b: a[0].diag().sum() + a.diagonal().sum() + a.trace() + a.tril().sum(),
+    "repeat flip": lambda a, b: a.repeat(2, 0).flip(0),
+    "softmax": lambda a, b: a.softmax(0) + a.log_softmax(0) + a.logsumexp(0),
+    "statistics": lambda a, b: a.var() + a.std(0).sum(),
+    "masks": lambda a, b: (a > 1) * a + ((a > 1) & (b < 1)) * b,
+}
+
+
+def recorded(root: Tensor) -> list:
+    """The recorded operations behind `root`, found by a plain walk (not the engine's)."""
+    seen, todo = {}, [root]
+    while todo:
+        t = todo.pop()
+        if t.grad_fn is not None and id(t.grad_fn) not in seen:
+            seen[id(t.grad_fn)] = t.grad_fn
+            todo.extend(t.grad_fn.parents)
+    return list(seen.values())
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", OPERATIONS)
+def test_every_operation_is_drawn_once_with_its_edges_and_renders(name, dtype):
+    rng = np.random.default_rng(len(name))
+    a, b = (Tensor(rng.uniform(0.5, 1.5, (3, 4)), True, dtype=dtype, name=n) for n in "ab")
+    root = OPERATIONS[name](a, b).sum()
+    root.name = "L"
+    fns = recorded(root)
+    forward = draw_graph(root, show_values=True)
+    backward = draw_backward(root)
+    fw_nodes, fw_edges = nodes_and_edges(forward)
+    ops = [n for n in fw_nodes if n.startswith("f")]
+    assert sorted(fw_nodes[n][0] for n in ops) == sorted(fn.op for fn in fns)
+    assert len(fw_edges) == sum(len(fn.parents) + 1 for fn in fns)
+    bw_nodes, bw_edges = nodes_and_edges(backward)
+    assert len(backward.steps) == len(fns)
+    assert len(bw_edges) == sum(sum(fn.needs_grad) + 1 for fn in fns)
+    root.backward()
+    for picture in (forward, backward, draw_graph(root, show_values=True)):
+        ET.fromstring(to_svg(picture))
+    assert a.grad is not None
+    assert ["a", f"(3, 4) {np.dtype(dtype)}"] in [lines[:2] for lines in fw_nodes.values()]
