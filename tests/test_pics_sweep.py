@@ -417,3 +417,12 @@ def test_every_operation_is_drawn_once_with_its_edges_and_renders(name, dtype):
         ET.fromstring(to_svg(picture))
     assert a.grad is not None
     assert ["a", f"(3, 4) {np.dtype(dtype)}"] in [lines[:2] for lines in fw_nodes.values()]
+
+
+def test_pictures_get_the_permissions_a_plain_open_gives(tmp_path):
+    previous = os.umask(0o027)
+    try:
+        written = tutorial_graphs(tmp_path / "out", formats=("svg",))
+    finally:
+        os.umask(previous)
+    assert {oct(p.stat().st_mode & 0o777) for p in written} == {oct(0o640)}
