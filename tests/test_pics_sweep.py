@@ -426,3 +426,12 @@ def test_pictures_get_the_permissions_a_plain_open_gives(tmp_path):
     finally:
         os.umask(previous)
     assert {oct(p.stat().st_mode & 0o777) for p in written} == {oct(0o640)}
+
+
+def test_highlighting_a_step_that_does_not_exist_is_an_error():
+    y = named_sum("x")  # two steps: sum, then mul
+    current = [line for line in draw_backward(y, highlight=2).body if "#ffb347" in line]
+    assert len(current) == 1 and current[0].startswith("\tr2 ")
+    for wrong in (0, 3, -1, 1.5, "1"):
+        with pytest.raises(ValueError, match="a step from 1 to 2"):
+            draw_backward(y, highlight=wrong)

@@ -289,9 +289,9 @@ def draw_backward(
     g.steps = []
     g.seed = gradient_node(root)
     g.seed_name = gradient_name(root, root) + (" = 1" if root.size == 1 else "")
-    if not order:
-        return g
     steps = list(reversed(order))
+    if highlight is not None and not (isinstance(highlight, int) and 1 <= highlight <= len(steps)):
+        raise ValueError(f"highlight: a step from 1 to {len(steps)}, got {highlight!r}")
     for k, fn in enumerate(steps, start=1):
         rule = f"r{k}"
         style = dict(STYLE["rule"])
