@@ -435,3 +435,11 @@ def test_highlighting_a_step_that_does_not_exist_is_an_error():
     for wrong in (0, 3, -1, 1.5, "1"):
         with pytest.raises(ValueError, match="a step from 1 to 2"):
             draw_backward(y, highlight=wrong)
+
+
+@pytest.mark.parametrize("root", [np.ones(3), 1.5, None, [Tensor(1.0, requires_grad=True)]])
+def test_drawing_something_not_a_tensor_is_a_clear_error(root, tmp_path):
+    for draw in (draw_graph, draw_backward, lambda r: pictures(r, tmp_path)):
+        with pytest.raises(TypeError, match="draw a Tensor's graph, not a"):
+            draw(root)
+    assert list(tmp_path.iterdir()) == []

@@ -82,8 +82,14 @@ def _outputs(root: Tensor) -> tuple[list[Function], dict[Function, Tensor]]:
     return order, output
 
 
+def _check_tensor(root: object) -> None:
+    if not isinstance(root, Tensor):
+        raise TypeError(f"the pictures draw a Tensor's graph, not a {type(root).__name__}")
+
+
 def collect(root: Tensor) -> list[Tensor]:
     """Every tensor that led to `root`, each after the tensors it was computed from."""
+    _check_tensor(root)
     order, output = _outputs(root)
     if not order:
         return [root]
@@ -251,6 +257,7 @@ def draw_backward(
     `known_lines` (per gradient node, how many label lines hold before the gradient is
     computed), which the step-through page uses.
     """
+    _check_tensor(root)
     if not root.requires_grad:
         raise ValueError(
             f"draw_backward: {expression(root)} does not require grad, so backward() has nothing "
