@@ -240,7 +240,7 @@ def test_a_hostile_tensor_name_is_text_not_script(chrome, tmp_path):
     assert page.js("return document.title") == hostile
     page.click("next", 2)
     assert page.js("return window.__pwned") is None
-    assert page.text("caption").endswith(f"into ∂<!--/∂({hostile}), ∂<!--/∂({hostile}).")
+    assert page.text("caption").endswith(f"into ∂<!--/∂({hostile}) (twice).")
     texts = page.js(
         "return Array.from(document.querySelectorAll('#picture text')).map(t => t.textContent)"
     )

@@ -7,13 +7,14 @@ renders DOT in `render.py`. Both pictures walk the graph with the engine's own t
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import graphviz
 import numpy as np
 
 from tinygrad_fnn import names
-from tinygrad_fnn.engine import Function, Tensor, _topological_order
+from tinygrad_fnn.engine import Function, Tensor, _topological_order, as_array
 from tinygrad_fnn.render import Graph
 
 # The one palette: the DOT styles below and the step-through page's CSS both come from it.
@@ -38,13 +39,30 @@ STYLE = {
     "rule": {"shape": "ellipse", "style": "filled", "fillcolor": PALETTE["rule"]},
 }
 RANKDIRS = ("LR", "TB")
+_TIMES = {1: "", 2: " (twice)"}  # an input an operation uses more than once
+
+
+# Characters no picture can hold as themselves: control characters (XML forbids them, and DOT
+# ends a string at NUL) are drawn as their Unicode "control pictures" (ESC as ␛), and what UTF-8
+# or XML cannot hold at all (lone surrogates, U+FFFE, U+FFFF) as the replacement character.
+_SHOWN = {c: 0x2400 + c for c in range(0x20) if chr(c) not in "\t\n"} | {0x7F: 0x2421}
+_SHOWN |= {c: 0xFFFD for c in (*range(0xD800, 0xE000), 0xFFFE, 0xFFFF)}
+
+
+def text_lines(lines: list[str]) -> list[str]:
+    """The lines a label draws for `lines`: a newline in a name starts a new line, and an empty
+    line is a space (renderers draw no text for an empty one, and the step-through page counts
+    the texts drawn)."""
+    parts = [part for line in lines for part in str(line).split("\n")]
+    return [part.translate(_SHOWN) or " " for part in parts]
 
 
 def label(lines: list[str]) -> str:
-    """DOT label text showing `lines` literally: backslashes doubled (so `a\\G`, `\\n` in a name
-    are text, not escapes), one line each, and never read as an HTML-like label."""
-    parts = [part for line in lines for part in str(line).split("\n")]
-    return graphviz.nohtml("\\n".join(part.replace("\\", "\\\\") for part in parts))
+    """DOT label text showing `lines` literally: backslashes doubled and `&` written `&amp;` (so
+    `a\\G`, `\\n` or `&lt;` in a name are text, not escapes or entities), one line each (as
+    `text_lines`), and never read as an HTML-like label."""
+    escaped = (part.replace("\\", "\\\\").replace("&", "&amp;") for part in text_lines(lines))
+    return graphviz.nohtml("\\n".join(escaped))
 
 
 # ----- walking the graph (the engine's traversal)
@@ -64,8 +82,14 @@ def _outputs(root: Tensor) -> tuple[list[Function], dict[Function, Tensor]]:
     return order, output
 
 
+def _check_tensor(root: object) -> None:
+    if not isinstance(root, Tensor):
+        raise TypeError(f"the pictures draw a Tensor's graph, not a {type(root).__name__}")
+
+
 def collect(root: Tensor) -> list[Tensor]:
     """Every tensor that led to `root`, each after the tensors it was computed from."""
+    _check_tensor(root)
     order, output = _outputs(root)
     if not order:
         return [root]
@@ -86,20 +110,22 @@ def kind(t: Tensor) -> str:
     return "parameter" if t.requires_grad else "constant"
 
 
+def name_of(t: Tensor) -> str:
+    """The tensor's name as text, "" for none (the engine takes any object as a name: 5 is "5")."""
+    return "" if t.name is None else str(t.name)
+
+
 def expression(t: Tensor) -> str:
     """A short name: the tensor's own, a constant's value, or the operation that made it."""
-    if t.name:
-        return t.name
+    if name_of(t):
+        return name_of(t)
     fn = t.grad_fn
     if fn is None:
         return _number(t.data) if t.size == 1 else f"constant {t.shape}"
     parts = [
-        p.name or (_number(p.data) if p.size == 1 and p.grad_fn is None else "…")
+        name_of(p) or (_number(p.data) if p.size == 1 and p.grad_fn is None else "…")
         for p in fn.parents
     ]
-    if fn.op == "matmul":  # the backward pass multiplies by transposes through flags
-        flags = (getattr(fn, "ta", False), getattr(fn, "tb", False))
-        parts = [n + "ᵀ" if flag else n for n, flag in zip(parts, flags)]
     if fn.op in INFIX and len(parts) == 2:
         return f"{parts[0]} {INFIX[fn.op]} {parts[1]}"
     return f"{fn.op}({', '.join(parts)})"
@@ -110,13 +136,13 @@ def _number(x: np.ndarray) -> str:
 
 
 def _preview(x: np.ndarray, items: int = 4) -> str:
-    flat = x.astype(np.float64).reshape(-1)
-    shown = ", ".join(f"{v:.3g}" for v in flat[:items])
-    return f"[{shown}{', …' if flat.size > items else ''}]"
+    """The first few values; only those are read (the array may be a huge broadcast view)."""
+    shown = ", ".join(f"{float(v):.3g}" for v in x.flat[:items])
+    return f"[{shown}{', …' if x.size > items else ''}]"
 
 
-def _norm(grad: Tensor) -> str:
-    return f"‖grad‖ = {float(np.linalg.norm(grad.data)):.4g}"
+def _norm(grad: Tensor | np.ndarray) -> str:
+    return f"‖grad‖ = {float(np.linalg.norm(as_array(grad))):.4g}"
 
 
 def _new_graph(name: str, rankdir: str, title: str | None) -> Graph:
@@ -139,7 +165,7 @@ def _tensor_label(t: Tensor, show_values: bool, show_grad: bool) -> str:
     if show_values:
         lines.append(f"value {_preview(t.data)}")
     if show_grad and t.grad is not None:
-        lines.append(f"grad {_preview(t.grad.data)}")
+        lines.append(f"grad {_preview(as_array(t.grad))}")
         lines.append(_norm(t.grad))
     return label(lines)
 
@@ -187,13 +213,26 @@ def backward_steps(root: Tensor) -> list[Function]:
 
 def gradient_name(t: Tensor, root: Tensor) -> str:
     """The engine's gradient of `root` with respect to `t`, in symbols: "∂cost/∂Z2"."""
-    output = root.name or "out"
+    output = name_of(root) or "out"
     return names.engine_gradient(output, output if t is root else expression(t))
 
 
 def _caption_name(t: Tensor, root: Tensor) -> str:
-    output = root.name or "out"
-    return names.in_words(output, t.name, output if t is root else expression(t))
+    output = name_of(root) or "out"
+    return names.in_words(output, name_of(t), output if t is root else expression(t))
+
+
+@functools.cache
+def _rules(cls: type[Function]) -> tuple[str, ...]:
+    return tuple(cls.rules())  # read from the source: once for each class
+
+
+def _rules_run(fn: Function) -> str:
+    """The derivative rules backward runs for `fn`: one for each input that needs a gradient
+    (as backward, which skips the others: `W1 @ X` runs `da` alone), or its one rule for all."""
+    if not type(fn).vjps:
+        return fn.rule
+    return ", ".join(r for r, need in zip(_rules(type(fn)), fn.needs_grad) if need)
 
 
 def draw_backward(
@@ -218,6 +257,12 @@ def draw_backward(
     `known_lines` (per gradient node, how many label lines hold before the gradient is
     computed), which the step-through page uses.
     """
+    _check_tensor(root)
+    if not root.requires_grad:
+        raise ValueError(
+            f"draw_backward: {expression(root)} does not require grad, so backward() has nothing "
+            "to do on it"
+        )
     g = _new_graph("backward", rankdir, title)
     order, output = _outputs(root)
     gid: dict[int, str] = {}
@@ -228,7 +273,7 @@ def draw_backward(
         if id(t) not in gid:
             node = gid[id(t)] = f"g{len(gid)}"
             symbol = gradient_name(t, root)
-            tutorial = names.tutorial_gradient(t.name)
+            tutorial = names.tutorial_gradient(name_of(t))
             if t is root:
                 lines = [f"{symbol} = 1" if t.size == 1 else f"{symbol} (the seed)"]
             elif tutorial:
@@ -236,10 +281,10 @@ def draw_backward(
             else:
                 lines = [symbol]
             lines.append(f"{t.shape}")
-            g.known_lines[node] = len(lines)
+            g.known_lines[node] = len(text_lines(lines))
             if t.grad is not None:
                 lines.append(_norm(t.grad))
-            d = differences.get(names.tutorial_symbol(t.name))
+            d = differences.get(names.tutorial_symbol(name_of(t)))
             if d is not None:
                 verdict = (
                     "bit-identical" if d.identical else f"{d.max_ulp} ULP, rel {d.relative:.2g}"
@@ -251,9 +296,9 @@ def draw_backward(
     g.steps = []
     g.seed = gradient_node(root)
     g.seed_name = gradient_name(root, root) + (" = 1" if root.size == 1 else "")
-    if not order:
-        return g
     steps = list(reversed(order))
+    if highlight is not None and not (isinstance(highlight, int) and 1 <= highlight <= len(steps)):
+        raise ValueError(f"highlight: a step from 1 to {len(steps)}, got {highlight!r}")
     for k, fn in enumerate(steps, start=1):
         rule = f"r{k}"
         style = dict(STYLE["rule"])
@@ -261,23 +306,29 @@ def draw_backward(
             style.update(fillcolor=PALETTE["current"], penwidth="2")
         elif highlight is not None and k < highlight:
             style.update(fillcolor=PALETTE["done"])
-        g.node(rule, label([f"{k}. {fn.op}", fn.rule]), id=rule, **style)
+        formulas = _rules_run(fn)
+        g.node(rule, label([f"{k}. {fn.op}", formulas]), id=rule, **style)
         out = output[fn]
         source = gradient_node(out)
         g.edge(source, rule, id=f"e{rule}_in")
-        produced = []
-        for p in fn.parents:
-            if p.requires_grad:
+        produced: dict[str, list] = {}  # gradient node: [its caption name, the inputs it is]
+        for p, needed in zip(fn.parents, fn.needs_grad):
+            if needed:  # as backward: what was recorded, whatever p.requires_grad says now
                 target = gradient_node(p)
-                g.edge(rule, target, id=f"e{rule}_{target}")
-                produced.append((target, _caption_name(p, root)))
+                uses = produced.setdefault(target, [_caption_name(p, root), 0])
+                uses[1] += 1
+                edge = f"e{rule}_{target}" + (f"_{uses[1]}" if uses[1] > 1 else "")
+                g.edge(rule, target, id=edge)
+        names_produced = [
+            n + _TIMES.get(count, f" ({count} times)") for n, count in produced.values()
+        ]
         g.steps.append(
             {
                 "rule": rule,
                 "consumes": source,
-                "produces": [node for node, _ in produced],
-                "caption": f"Step {k} of {len(steps)}: the rule of {fn.op} ({fn.rule}) turns "
-                f"{_caption_name(out, root)} into {', '.join(n for _, n in produced)}.",
+                "produces": list(produced),
+                "caption": f"Step {k} of {len(steps)}: the rule of {fn.op} ({formulas}) turns "
+                f"{_caption_name(out, root)} into {', '.join(names_produced)}.",
             }
         )
     return g

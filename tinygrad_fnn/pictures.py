@@ -13,9 +13,9 @@ import numpy as np
 from tinygrad_fnn import datasets, fnn, manual
 from tinygrad_fnn.compare import Comparison, comparison, hand_derived, is_tutorial
 from tinygrad_fnn.engine import Tensor
-from tinygrad_fnn.graph import collect, draw_backward, draw_graph
-from tinygrad_fnn.render import write
-from tinygrad_fnn.stepper import write_stepper
+from tinygrad_fnn.graph import collect, draw_backward, draw_graph, expression
+from tinygrad_fnn.render import rendered, save
+from tinygrad_fnn.stepper import stepper_page
 
 
 def pictures(
@@ -28,12 +28,19 @@ def pictures(
 ) -> list[Path]:
     """Back-propagate `cost` once and write the pictures of that pass; returns the files written.
 
-    Works for any scalar expression that has not been back-propagated yet. `describe` goes into
-    the titles; `compare`, called after the backward pass, returns the comparison with the
-    hand-derived formulas that the backward graph shows beside each gradient."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    for t in collect(cost):
+    Works for any scalar expression that has not been back-propagated yet, and whose tensors
+    hold no gradient yet (this pass would add to it, and the pictures would show the sum).
+    `describe` goes into the titles; `compare`, called after the backward pass, returns the
+    comparison with the hand-derived formulas that the backward graph shows beside each
+    gradient. Every file is rendered before any is written, and each is written whole."""
+    tensors = collect(cost)
+    held = next((t for t in tensors if t.grad is not None), None)
+    if held is not None:
+        raise ValueError(
+            f"pictures: {expression(held)} already holds a gradient, which this backward pass "
+            "would add to; set its .grad to None first"
+        )
+    for t in tensors:
         t.retain_grad()
     cost.backward()
     comparison = compare() if compare is not None else None
@@ -52,11 +59,13 @@ def pictures(
         title=f"Backward pass: the rules the engine runs, in order{shape}",
     )
     formats = tuple(formats)
-    written = []
+    out = Path(out_dir)
+    files: dict[Path, bytes] = {}
     for name, graph in (("forward", forward), ("forward_grad", with_grads), ("backward", backward)):
-        written += write(graph, out / name, formats)
-    written.append(write_stepper(backward, out / "backprop.html"))
-    return written
+        files |= rendered(graph, out / name, formats)
+    files[out / "backprop.html"] = stepper_page(backward).encode("utf-8")
+    out.mkdir(parents=True, exist_ok=True)
+    return save(files)
 
 
 def pass_comparison(

@@ -8,11 +8,14 @@ system Graphviz.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat
 import subprocess
 import sys
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -62,18 +65,64 @@ def to_svg(graph: graphviz.Source | graphviz.Digraph | str) -> str:
     return to_bytes(graph, "svg").decode()
 
 
+def rendered(
+    graph: graphviz.Digraph, path: str | os.PathLike, formats: Iterable[str] = ("svg",)
+) -> dict[Path, bytes]:
+    """The files of a picture, rendered but not written: `path` + ".dot" (the DOT source) and
+    one per format ("svg", "png")."""
+    base = Path(path)
+    files = {base.with_suffix(".dot"): graph.source.encode()}
+    for fmt in formats:
+        files[base.with_suffix(f".{fmt}")] = to_bytes(graph, fmt)
+    return files
+
+
 def write(
     graph: graphviz.Digraph, path: str | os.PathLike, formats: Iterable[str] = ("svg",)
 ) -> list[Path]:
-    """Write `path` + ".dot" and one file per format ("svg", "png"); returns the paths written."""
-    base = Path(path)
-    written = [base.with_suffix(".dot")]
-    written[0].write_text(graph.source, encoding="utf-8")
-    for fmt in formats:
-        target = base.with_suffix(f".{fmt}")
-        target.write_bytes(to_bytes(graph, fmt))
-        written.append(target)
-    return written
+    """Write `path` + ".dot" and one file per format ("svg", "png"); returns the paths written.
+    Everything is rendered before anything is written (see `save`)."""
+    return save(rendered(graph, path, formats))
+
+
+def save(files: Mapping[Path, bytes]) -> list[Path]:
+    """Write each file whole or not at all; returns the paths.
+
+    Each goes to a temporary file beside it that is then renamed over it, so an interruption
+    or a crash leaves the old file or the new one, never half of one. A symbolic link, folder or
+    anything else not a regular file in a file's place is refused, never written through, and
+    every place is checked before the first file is written.
+    """
+    for path in files:
+        _check_replaceable(Path(path))
+    mask = os.umask(0o022)  # read it (the only way); the files get the permissions open() would
+    os.umask(mask)
+    for path, data in files.items():
+        path = Path(path)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        try:
+            os.fchmod(fd, 0o666 & ~mask)
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+    return [Path(path) for path in files]
+
+
+def _check_replaceable(path: Path) -> None:
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(mode):
+        kind = "a symbolic link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode) else ""
+        raise FileExistsError(
+            errno.EEXIST, f"refusing to replace {kind or 'something not a regular file'}", str(path)
+        )
 
 
 def _format_flag(fmt: str, renderer: str | None, formatter: str | None) -> str:
@@ -137,19 +186,37 @@ class Graph(graphviz.Digraph):
                 filename = outfile.with_suffix(".gv").name
                 directory = directory or outfile.parent
         fmt = format or self.format
-        source_path = self.save(filename, directory=directory, skip_existing=None)
+        data = self.pipe(fmt, renderer, formatter, neato_no_op, quiet, engine=engine)
+        source_path = self.save(filename, directory=directory)
         target = Path(outfile) if outfile is not None else Path(f"{source_path}.{fmt}")
         if raise_if_result_exists and target.exists():
             raise FileExistsError(f"{target} exists already")
         if not overwrite_source and target.resolve() == Path(source_path).resolve():
             raise ValueError(f"{target} would replace the DOT source it is rendered from")
-        data = self.pipe(fmt, renderer, formatter, neato_no_op, quiet, engine=engine)
-        target.write_bytes(data)
+        save({target: data})
         if cleanup:
             os.remove(source_path)
         if view or quiet_view:
             self._view(str(target), format=fmt, quiet=quiet_view)
         return str(target)
+
+    def save(  # type: ignore[override]
+        self,
+        filename: str | os.PathLike | None = None,
+        directory: str | os.PathLike | None = None,
+        *,
+        skip_existing: bool | None = False,
+    ) -> str:
+        """Save the DOT source (as `graphviz.Digraph.save`, but whole or not at all: `save`)."""
+        if filename is not None:
+            self.filename = filename
+        if directory is not None:
+            self.directory = directory
+        path = Path(self.filepath)
+        if not (skip_existing and path.exists()):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            save({path: self.source.encode(self.encoding)})
+        return self.filepath
 
     def _repr_mimebundle_(self, include: Any = None, exclude: Any = None, **_: Any) -> dict:
         return {"image/svg+xml": self._repr_image_svg_xml()}

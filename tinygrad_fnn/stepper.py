@@ -17,7 +17,7 @@ from typing import Any
 
 from tinygrad_fnn.engine import Tensor
 from tinygrad_fnn.graph import PALETTE, draw_backward
-from tinygrad_fnn.render import Graph, to_svg
+from tinygrad_fnn.render import Graph, save, to_svg
 
 LEGEND = (
     ("current", "rule running now"),
@@ -143,13 +143,14 @@ function reveal(id, known) {{
 
 function show(k) {{
   current = Math.max(0, Math.min(steps.length, k));
-  const known = new Set([data.seed]);
+  // a gradient several rules add to is known from the first part, its value once all are in
+  const known = new Set([data.seed]), unfinished = new Set();
   steps.forEach((s, i) => {{
-    if (i < current) s.produces.forEach(id => known.add(id));
+    s.produces.forEach(id => (i < current ? known : unfinished).add(id));
   }});
   Object.keys(data.known_lines).forEach(id => {{
     paint(id, known.has(id) ? palette.gradient : palette.pending);
-    reveal(id, known.has(id));
+    reveal(id, known.has(id) && !unfinished.has(id));
   }});
   steps.forEach((s, i) => {{
     const n = i + 1;
@@ -222,11 +223,23 @@ def write_stepper(
     title: str = "Backpropagation, one rule at a time",
     rankdir: str = "LR",
 ) -> Path:
-    """Write the step-through page of `root.backward()` to `path` and return the path.
+    """Write the step-through page of `root.backward()` to `path` (whole or not at all) and
+    return the path.
 
     `root` is the output tensor, or a graph `draw_backward` already drew (then `comparison` and
     `rankdir` are the ones it was drawn with).
     """
+    page = stepper_page(root, comparison, title, rankdir)
+    return save({Path(path): page.encode("utf-8")})[0]
+
+
+def stepper_page(
+    root: Tensor | Graph,
+    comparison: object = None,
+    title: str = "Backpropagation, one rule at a time",
+    rankdir: str = "LR",
+) -> str:
+    """The HTML of the step-through page, as `write_stepper` writes it."""
     graph = root if isinstance(root, Graph) else draw_backward(root, comparison, rankdir=rankdir)
     if not hasattr(graph, "steps"):
         raise TypeError("write_stepper needs a tensor or a graph drawn by draw_backward")
@@ -247,13 +260,10 @@ def write_stepper(
         "known_lines": graph.known_lines,
         "palette": PALETTE,
     }
-    page = PAGE.format(
+    return PAGE.format(
         title=html.escape(title),
         legend_css=legend_css,
         legend=legend,
         svg=svg,
         data=script_json(data),
     )
-    path = Path(path)
-    path.write_text(page, encoding="utf-8")
-    return path
