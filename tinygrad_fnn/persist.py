@@ -18,7 +18,6 @@ import math
 import os
 import re
 import stat
-import tempfile
 import zipfile
 import zlib
 from collections import Counter
@@ -30,6 +29,7 @@ import numpy as np
 from numpy.lib import format as npy_format
 
 from tinygrad_fnn.engine import as_array
+from tinygrad_fnn.files import in_the_way, write_whole
 from tinygrad_fnn.manual import ACTIVATIONS
 
 STATISTICS = ("mean", "std")
@@ -170,12 +170,6 @@ def _check_activation(activation: str) -> None:
         )
 
 
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
 def check_target(path: str | os.PathLike, what: str = "--save") -> Path:
     """Refuse a destination that cannot take a new regular file: a missing folder, or an
     existing FIFO, symlink, device or directory. Called before any work and again on save."""
@@ -185,14 +179,8 @@ def check_target(path: str | os.PathLike, what: str = "--save") -> Path:
         raise ParameterFileError(f"{what} {path}: the folder {folder} does not exist")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ParameterFileError(f"{what} {path}: the folder {folder} is not writable")
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return path
-    if not stat.S_ISREG(mode):
-        kinds = [(stat.S_ISDIR, "a directory"), (stat.S_ISLNK, "a symbolic link")]
-        kinds += [(stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device")]
-        kind = next((name for test, name in kinds if test(mode)), "something not a regular file")
+    kind = in_the_way(path)
+    if kind is not None:
         raise ParameterFileError(f"{what} {path}: refusing to replace {kind}")
     return path
 
@@ -228,18 +216,7 @@ def save_parameters(
     except ParameterFileError as e:
         raise ParameterFileError(f"{path}: not saved: {e}") from None
     arrays.update(texts)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        check_target(path)  # something may have appeared there while we wrote
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_whole(path, lambda f: np.savez(f, **arrays), check_target)
 
 
 def _read_header(f: IO[bytes]) -> tuple[tuple[int, ...], bool, np.dtype]:

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinygrad_fnn.files import check_replaceable, write_whole
+
 
 def plot_training(
     path: str | os.PathLike,
@@ -30,10 +32,7 @@ def plot_training(
     if boundary:
         _draw_boundary(axes[1], X, Y, predict_proba)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _draw_cost(ax, costs: Sequence[float], title: str) -> None:
@@ -93,10 +92,7 @@ def plot_classes(
             sub.axis("off")
         fig.text(0.83, 0.95, "misclassified (true → predicted)", ha="center", fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(fig, path)
 
 
 def _draw_boundary(ax, X, Y, predict_proba) -> None:
@@ -112,3 +108,18 @@ def _draw_boundary(ax, X, Y, predict_proba) -> None:
     ax.scatter(X[0], X[1], c=labels, cmap="RdBu_r", edgecolors="k", s=14, linewidths=0.4)
     ax.set_title("Decision boundary (A2 = 0.5)")
     ax.set_aspect("equal", adjustable="box")
+
+
+def _save(fig, path: str | os.PathLike) -> Path:
+    """Write the figure whole or not at all (`files.write_whole`), in the format its name's
+    suffix gives, and let it go."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    fmt = path.suffix[1:].lower() or None
+    try:
+        check_replaceable(path)
+        write_whole(path, lambda f: fig.savefig(f, format=fmt, dpi=110), check_replaceable)
+    finally:
+        plt.close(fig)
+    return path

@@ -8,18 +8,17 @@ system Graphviz.
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
-import stat
 import subprocess
 import sys
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import graphviz
+
+from tinygrad_fnn.files import check_replaceable, write_whole
 
 
 class RenderError(RuntimeError):
@@ -94,35 +93,10 @@ def save(files: Mapping[Path, bytes]) -> list[Path]:
     every place is checked before the first file is written.
     """
     for path in files:
-        _check_replaceable(Path(path))
-    mask = os.umask(0o022)  # read it (the only way); the files get the permissions open() would
-    os.umask(mask)
+        check_replaceable(Path(path))
     for path, data in files.items():
-        path = Path(path)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-        try:
-            os.fchmod(fd, 0o666 & ~mask)
-            with os.fdopen(fd, "wb") as f:
-                f.write(data)
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_whole(Path(path), lambda f, data=data: f.write(data), check_replaceable)
     return [Path(path) for path in files]
-
-
-def _check_replaceable(path: Path) -> None:
-    try:
-        mode = path.lstat().st_mode
-    except FileNotFoundError:
-        return
-    if not stat.S_ISREG(mode):
-        kind = "a symbolic link" if stat.S_ISLNK(mode) else "a folder" if stat.S_ISDIR(mode) else ""
-        raise FileExistsError(
-            errno.EEXIST, f"refusing to replace {kind or 'something not a regular file'}", str(path)
-        )
 
 
 def _format_flag(fmt: str, renderer: str | None, formatter: str | None) -> str:
