@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tinygrad_fnn import Tensor
+from tinygrad_fnn import Tensor, no_grad
 from tinygrad_fnn.cli import build_parser, main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,3 +140,36 @@ def test_bench_step_quick_measures_memory_at_the_two_large_sizes_only(monkeypatc
     assert [line.endswith("| – |") for line in printed] == [True, True, True, False, False]
     full = bench.run(["xor"], ["float64"], [], False)
     assert full[0]["memory"]["compiled"] < full[0]["memory"]["engine"]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_the_compiled_cost_is_a_tensor_over_a_new_array_at_each_call(dtype):
+    """The compile section: the cost returned is a Tensor, as the eager cost is, and each call's
+    is its own array (one kept is never overwritten by the next call)."""
+    from tinygrad_fnn import compile, fnn
+
+    rng = np.random.default_rng(0)
+    X = fnn.as_tensor(rng.standard_normal((3, 8)), dtype=dtype)
+    Y = fnn.as_tensor((rng.random((1, 8)) > 0.5).astype(float), dtype=dtype, name="Y")
+    params = fnn.initialize_parameters(3, 4, seed=0, dtype=dtype)
+    eager = {k: Tensor(p.data.copy(), requires_grad=True, dtype=dtype) for k, p in params.items()}
+    step = compile(lambda: fnn.cost_of(fnn.forward_logits(X, params), Y, "fused"))
+    costs, values = [], []
+    for _ in range(4):
+        cost = step()
+        step.sgd(0.5)
+        expected = fnn.cost_of(fnn.forward_logits(X, eager), Y, "fused")
+        expected.backward()
+        with no_grad():
+            for p in eager.values():
+                p -= 0.5 * p.grad
+                p.grad = None
+        for p in params.values():
+            p.grad = None
+        assert isinstance(cost, Tensor) and cost.dtype == dtype and cost.shape == ()
+        assert cost.data.tobytes() == expected.data.tobytes()
+        costs.append(cost)
+        values.append(cost.data.copy())
+    for i, cost in enumerate(costs):
+        assert cost.data.tobytes() == values[i].tobytes()  # not overwritten by a later call
+        assert not any(np.shares_memory(cost.data, other.data) for other in costs[:i])
