@@ -173,3 +173,25 @@ def test_the_compiled_cost_is_a_tensor_over_a_new_array_at_each_call(dtype):
     for i, cost in enumerate(costs):
         assert cost.data.tobytes() == values[i].tobytes()  # not overwritten by a later call
         assert not any(np.shares_memory(cost.data, other.data) for other in costs[:i])
+
+
+@pytest.mark.parametrize(
+    "loss, lr, why",
+    [
+        ("composed", "50", "use the fused loss"),
+        ("fused", "1e300", "try a smaller learning rate"),
+    ],
+)
+def test_a_cost_gone_nan_stops_training_with_exit_code_2_and_writes_nothing(
+    loss, lr, why, tmp_path, capsys
+):
+    """The Training section: one line that says why, exit code 2, no parameters and no plot."""
+    save, plot = tmp_path / "p.npz", tmp_path / "p.png"
+    args = ["train", "--data", "xor", "--loss", loss, "--lr", lr, "--epochs", "3000"]
+    code = main([*args, "--print-every", "1", "--save", str(save), "--plot", str(plot)])
+    out, err = capsys.readouterr()
+    assert code == 2
+    (line,) = err.splitlines()
+    assert line.startswith("tinygrad-fnn: error: training stopped at epoch ") and why in line
+    assert "nan" not in out and "inf" not in out
+    assert list(tmp_path.iterdir()) == []
