@@ -195,3 +195,20 @@ def test_a_cost_gone_nan_stops_training_with_exit_code_2_and_writes_nothing(
     assert line.startswith("tinygrad-fnn: error: training stopped at epoch ") and why in line
     assert "nan" not in out and "inf" not in out
     assert list(tmp_path.iterdir()) == []
+
+
+def test_compare_gradients_in_python_is_what_the_command_prints(capsys):
+    """The comparison section: `.table()` is `tinygrad-fnn compare`'s table (the fused half here,
+    whose rows are bit-identical on every machine), one row by name, and both gradient sets."""
+    from tinygrad_fnn import compare_gradients, datasets, fnn
+
+    data = datasets.load("breast_cancer", seed=0)
+    X, Y = data.X_train[:, :256], data.Y_train[:, :256]
+    result = compare_gradients(X, Y, fnn.initialize_parameters(data.n_x, 16, seed=0), "fused")
+    assert main(["compare", "--loss", "fused"]) == 0
+    assert result.table() == capsys.readouterr().out.strip()
+    row = result["dW1"]
+    assert (row.max_abs, row.relative, row.max_ulp, row.identical) == (0.0, 0.0, 0, True)
+    assert set(result.engine) == set(result.manual) >= {"dW1", "db1", "dW2", "db2", "dZ2"}
+    for name, gradient in result.manual.items():
+        assert np.array_equal(result.engine[name], gradient), name
