@@ -212,3 +212,35 @@ def test_compare_gradients_in_python_is_what_the_command_prints(capsys):
     assert set(result.engine) == set(result.manual) >= {"dW1", "db1", "dW2", "db2", "dZ2"}
     for name, gradient in result.manual.items():
         assert np.array_equal(result.engine[name], gradient), name
+
+
+def _quoted_words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z_]\w*", " ".join(re.findall(r"`([^`]*)`", text))))
+
+
+def test_the_engine_section_lists_methods_the_tensor_has():
+    """The Engine section's lists: every method named is one a Tensor has, and each function
+    beside them is exported by the package."""
+    import tinygrad_fnn
+
+    for label in ("- Elementwise methods:", "- Reductions:", "- Shape:"):
+        line = README.split(label)[1].split("\n- ")[0]
+        methods, _, functions = line.partition(";")
+        names = _quoted_words(methods) - {"ddof"}
+        assert len(names) >= 6, label
+        missing = [n for n in names if not hasattr(Tensor, n)]
+        assert not missing, (label, missing)
+        exported = _quoted_words(functions) - {"cond", "x", "y"}
+        assert all(hasattr(tinygrad_fnn, n) for n in exported), (label, exported)
+
+
+def test_what_dispatches_is_the_dispatch_tables():
+    """The NumPy section's list of ufuncs and functions is UFUNCS and FUNCTIONS, no more, no less
+    (the comparisons are named as a group)."""
+    from tinygrad_fnn.numpy_dispatch import FUNCTIONS, UFUNCS
+
+    listed = README.split("What dispatches")[1].split("Everything else")[0]
+    words = _quoted_words(listed) - {"tinygrad_fnn", "numpy_dispatch", "py"}
+    comparisons = {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal"}
+    assert "the comparisons" in listed
+    assert words == {u.__name__ for u in UFUNCS} - comparisons | {f.__name__ for f in FUNCTIONS}
