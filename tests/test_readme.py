@@ -244,3 +244,29 @@ def test_what_dispatches_is_the_dispatch_tables():
     comparisons = {"equal", "not_equal", "less", "less_equal", "greater", "greater_equal"}
     assert "the comparisons" in listed
     assert words == {u.__name__ for u in UFUNCS} - comparisons | {f.__name__ for f in FUNCTIONS}
+
+
+def test_predict_without_csv_measures_a_fresh_draw_of_the_default_size(tmp_path, capsys):
+    """The Training section: for a generated set, `predict` draws the default 400 examples with its
+    own --seed, whatever `train --m/--seed` were; the accuracy is the hand forward pass's."""
+    from tinygrad_fnn import datasets, manual
+    from tinygrad_fnn.persist import load_parameters
+
+    save = tmp_path / "p.npz"
+    args = ["train", "--data", "moons", "--m", "120", "--seed", "5", "--epochs", "60"]
+    assert main([*args, "--hidden", "4", "--print-every", "0", "--save", str(save)]) == 0
+    capsys.readouterr()
+    saved = load_parameters(save)
+    arrays = {k: saved[k].astype(np.float64) for k in ("W1", "b1", "W2", "b2")}
+    printed = []
+    for seed in (None, 0, 7):
+        assert main(["predict", str(save), *([] if seed is None else ["--seed", str(seed)])]) == 0
+        X, Y = datasets.make_moons(seed=0 if seed is None else seed)
+        A2, _ = manual.forward_propagation(
+            datasets.standardize(X, saved["mean"], saved["std"]), arrays
+        )
+        accuracy = np.mean((A2 > 0.5) == (Y > 0.5))
+        out = capsys.readouterr().out
+        assert out == f"moons: accuracy {accuracy:.1%} on all 400 examples\n"
+        printed.append(out)
+    assert printed[0] == printed[1] and printed[2] != printed[0]  # --seed draws another set
