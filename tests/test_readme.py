@@ -270,3 +270,31 @@ def test_predict_without_csv_measures_a_fresh_draw_of_the_default_size(tmp_path,
         assert out == f"moons: accuracy {accuracy:.1%} on all 400 examples\n"
         printed.append(out)
     assert printed[0] == printed[1] and printed[2] != printed[0]  # --seed draws another set
+
+
+def test_logistic_regression_does_as_well_as_the_network_on_breast_cancer(capsys):
+    """The Training section's comparison: `--layers 30,1` at seed 0 as printed by `train`, and
+    both networks' mean test accuracy over seeds 0 to 9, as the README states them."""
+    from tinygrad_fnn import datasets, fnn
+
+    said = re.search(
+        r"\(`--layers 30,1`\), does as well or better on this data: ([\d.]+)%\s+at seed 0, and "
+        r"([\d.]+)% against the network's ([\d.]+)% on average over seeds 0 to 9",
+        README,
+    )
+    assert said, "the README's sentence changed"
+    at_seed_0, logistic_mean, network_mean = (float(x) / 100 for x in said.groups())
+    assert main(["train", "--data", "breast_cancer", "--layers", "30,1", "--print-every", "0"]) == 0
+    printed = re.search(r"test accuracy:\s+([\d.]+)%", capsys.readouterr().out).group(1)
+    assert float(printed) / 100 == pytest.approx(at_seed_0, abs=5e-4)
+    means = []
+    for layers in ([30, 1], [30, 16, 1]):
+        accuracies = []
+        for seed in range(10):
+            data = datasets.load("breast_cancer", seed=seed)
+            parameters = fnn.initialize_parameters(layers, seed=seed)
+            fnn.train(data.X_train, data.Y_train, parameters, 2000, 0.1, print_every=0)
+            accuracies.append(fnn.accuracy(data.X_test, data.Y_test, parameters))
+        means.append(np.mean(accuracies))
+    assert means == pytest.approx([logistic_mean, network_mean], abs=5e-4)
+    assert means[0] >= means[1]
