@@ -298,3 +298,32 @@ def test_logistic_regression_does_as_well_as_the_network_on_breast_cancer(capsys
         means.append(np.mean(accuracies))
     assert means == pytest.approx([logistic_mean, network_mean], abs=5e-4)
     assert means[0] >= means[1]
+
+
+def test_the_db2_the_breast_cancer_graph_draws_is_far_in_ulps_yet_within_the_bound(tmp_path):
+    """The 'what holds' section: the db2 of `graph --data breast_cancer --hidden 4 --m 8 --loss
+    composed` is thousands of ULPs from the formula (its terms cancel) yet a fraction of eps·Ĝ.
+    The last bits of a product depend on the BLAS kernel, so the counts need only be of the
+    README's order; the drawn label must be the comparison's own number."""
+    from tinygrad_fnn import compare_gradients, datasets, fnn
+
+    said = re.search(
+        r"draws is ([\d,]+) ULP \(([\d.e-]+) relative\) from the formula, "
+        r"yet only\s+([\d.]+)·eps·Ĝ",
+        README,
+    )
+    assert said, "the README's sentence changed"
+    ulps, relative, ratio = int(said[1].replace(",", "")), float(said[2]), float(said[3])
+    args = ["graph", "--out", str(tmp_path), "--formats", "", "--data", "breast_cancer"]
+    assert main([*args, "--hidden", "4", "--m", "8", "--loss", "composed"]) == 0
+    ds = datasets.load("breast_cancer", m=8, test_fraction=0.0, seed=0)
+    parameters = fnn.initialize_parameters(ds.n_x, 4, ds.n_y, seed=0)
+    arrays = {k: p.data for k, p in parameters.items()}
+    result = compare_gradients(ds.X_train[:, :8], ds.Y_train[:, :8], arrays, "composed")
+    db2 = result["db2"]
+    drawn = (tmp_path / "backward.dot").read_text()
+    assert "db2 (tutorial)\\n(1, 1)" in drawn and f"vs formula: {db2.max_ulp} ULP" in drawn
+    assert ulps / 4 <= db2.max_ulp <= ulps * 4 and db2.max_ulp > 1000
+    assert relative / 10 <= db2.relative <= relative * 10
+    assert result.rounding_ratio("db2") == pytest.approx(ratio, abs=0.1)
+    assert result.rounding_ratio("db2") <= 8 + 6  # the (m + 6)·eps·Ĝ bound, m = 8
