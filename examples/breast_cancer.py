@@ -10,6 +10,8 @@ from tinygrad_fnn import datasets, fnn
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--epochs", type=int, default=2000)
 args = parser.parse_args()
+if args.epochs <= 0:
+    parser.error(f"--epochs must be a positive whole number, got {args.epochs}")
 
 data = datasets.load("breast_cancer", seed=0)
 print(f"X_train {data.X_train.shape}, X_test {data.X_test.shape}: features by examples")

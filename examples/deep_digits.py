@@ -16,6 +16,8 @@ from tinygrad_fnn import compare_gradients, datasets, fnn, manual
 parser = argparse.ArgumentParser()
 parser.add_argument("--epochs", type=int, default=1000)
 epochs = parser.parse_args().epochs
+if epochs <= 0:
+    parser.error(f"--epochs must be a positive whole number, got {epochs}")
 
 data = datasets.load("digits", seed=0)  # X (64, m): pixels / 16; Y one-hot (10, m)
 layers, activation = [64, 32, 16, 10], "tanh"

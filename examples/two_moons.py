@@ -12,6 +12,8 @@ parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--epochs", type=int, default=2000)
 parser.add_argument("--out", default="moons.png")
 args = parser.parse_args()
+if args.epochs <= 0:
+    parser.error(f"--epochs must be a positive whole number, got {args.epochs}")
 
 data = datasets.load("moons", m=400, seed=0)  # standardised, split 80/20
 parameters = fnn.initialize_parameters(data.n_x, hidden_size=16, seed=0)

@@ -10,6 +10,8 @@ from tinygrad_fnn import datasets, fnn
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--epochs", type=int, default=2000)
 args = parser.parse_args()
+if args.epochs <= 0:
+    parser.error(f"--epochs must be a positive whole number, got {args.epochs}")
 
 # The four rows of the truth table, as columns: X is (n_x, m) = (2, 4), Y is (1, 4).
 X, Y = datasets.make_xor(m=4, noise=0.0)

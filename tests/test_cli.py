@@ -200,6 +200,25 @@ def test_examples_run(script, args, expected, tmp_path):
         assert float(result.stdout.rsplit(": ", 1)[1]) < 1e-6
 
 
+@pytest.mark.parametrize("script", ["xor.py", "two_moons.py", "breast_cancer.py", "deep_digits.py"])
+@pytest.mark.parametrize("epochs", ["0", "-5"])
+def test_examples_refuse_epochs_that_train_nothing(script, epochs, tmp_path):
+    """`fnn.train` with no epochs returns the untrained network; an example would print its
+    accuracy as if it had trained. It says so instead, as the CLI does, and writes nothing."""
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / script), "--epochs", epochs],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.splitlines()[-1].endswith(
+        f"error: --epochs must be a positive whole number, got {epochs}"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_demo_trains_compares_and_draws(tmp_path, capsys):
     assert main(["demo", "--out", str(tmp_path), "--epochs", "300"]) == 0
     out = capsys.readouterr().out
