@@ -19,6 +19,7 @@ when `fn` made a result of a parameter that backward does not reach (`(x + w) > 
 """
 
 import argparse
+import re
 
 import numpy as np
 import pytest
@@ -550,3 +551,41 @@ def test_retained_gradients_under_grad_agree_with_pytorch(seed, shape):
                 assert ours.grad is None
             else:
                 np.testing.assert_allclose(ours.grad.data, theirs.grad.numpy(), rtol=1e-14)
+
+
+# ----- found by the fresh-eyes run
+
+
+@pytest.mark.parametrize("epochs", [-5, -1, True, 2.5, "3", None])
+def test_train_refuses_epochs_that_are_not_a_count(epochs):
+    X = np.random.default_rng(0).standard_normal((2, 8))
+    Y = (X[:1] > 0).astype(np.float64)
+    params = fnn.initialize_parameters(2, 3, seed=0)
+    before = {k: p.data.copy() for k, p in params.items()}
+    with pytest.raises(ValueError, match="epochs must be 0 or a positive whole number"):
+        fnn.train(X, Y, params, epochs=epochs, print_every=0)
+    assert all(np.array_equal(p.data, before[k]) for k, p in params.items())
+
+
+@pytest.mark.parametrize("epochs", [0, 1, np.int64(3)])
+def test_train_takes_a_count_of_epochs(epochs):
+    X = np.random.default_rng(1).standard_normal((2, 8))
+    Y = (X[:1] > 0).astype(np.float64)
+    costs = fnn.train(X, Y, fnn.initialize_parameters(2, 3, seed=0), epochs=epochs, print_every=0)
+    assert len(costs) == int(epochs)
+
+
+@pytest.mark.parametrize(
+    "func, args, name",
+    [
+        (np.linalg.norm, (), "np.linalg.norm"),
+        (np.linalg.inv, (), "np.linalg.inv"),
+        (np.fft.fft, (), "np.fft.fft"),
+        (np.median, (), "np.median"),
+        (np.lib.stride_tricks.sliding_window_view, (2,), "np.lib.stride_tricks"),
+    ],
+)
+def test_a_numpy_function_the_engine_lacks_is_named_with_its_module(func, args, name):
+    t = Tensor(np.arange(4.0).reshape(2, 2) + 1.0, requires_grad=True)
+    with pytest.raises(TypeError, match=rf"^{re.escape(name)}\.?\w* is not one of the NumPy"):
+        func(t, *args)

@@ -275,7 +275,7 @@ X_GRAD = Tensor([3.0, -1.0], requires_grad=True, name="x")
     [
         (lambda x: np.sort(x), "np.sort is not one of"),
         (lambda x: np.median(x), "np.median is not one of"),
-        (lambda x: np.linalg.norm(x), "np.norm is not one of"),
+        (lambda x: np.linalg.norm(x), "np.linalg.norm is not one of"),
         (lambda x: np.sin(x), "np.sin is not one of"),
         (lambda x: np.add.reduce(x), "np.add.reduce is not supported"),
         (lambda x: np.multiply.outer(x, x), "np.multiply.outer"),

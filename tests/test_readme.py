@@ -180,6 +180,7 @@ def test_the_compiled_cost_is_a_tensor_over_a_new_array_at_each_call(dtype):
     [
         ("composed", "50", "use the fused loss"),
         ("fused", "1e300", "try a smaller learning rate"),
+        ("composed", "1e300", "try a smaller learning rate"),  # overflow, not log(0)
     ],
 )
 def test_a_cost_gone_nan_stops_training_with_exit_code_2_and_writes_nothing(

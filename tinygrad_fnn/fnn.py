@@ -188,11 +188,11 @@ class NonFiniteCostError(FloatingPointError):
     with the gradients of that cost."""
 
 
-def _check_cost(cost: Tensor, loss: str) -> None:
+def _check_cost(cost: Tensor, loss: str, parameters: Iterable[Tensor]) -> None:
     value = float(cost)
     if math.isfinite(value):
         return
-    if loss == "composed":
+    if loss == "composed" and not _overflowing(parameters):
         hint = (
             "a prediction rounded to exactly 0 or 1 and the composed loss took log(0); "
             "use the fused loss (loss='fused', or --loss fused)"
@@ -200,6 +200,16 @@ def _check_cost(cost: Tensor, loss: str) -> None:
     else:
         hint = "the parameters overflowed; try a smaller learning rate"
     raise NonFiniteCostError(f"the cost became {value}: {hint}")
+
+
+def _overflowing(parameters: Iterable[Tensor]) -> bool:
+    """Whether some parameter is not finite or beyond √max of its dtype, where the products of
+    the forward pass overflow: the learning rate, not the loss, is then what to change."""
+    for p in parameters:
+        a = np.abs(p.data)
+        if a.size and not a.max() < np.sqrt(np.finfo(a.dtype).max):
+            return True
+    return False
 
 
 class SGD:
@@ -242,7 +252,7 @@ def train_step(
     """Forward, cost, backward, update; returns the cost Tensor. A cost that is not finite
     raises `NonFiniteCostError` before the parameters are touched."""
     cost = step_cost(X, Y, parameters, loss, activation)
-    _check_cost(cost, loss)
+    _check_cost(cost, loss, parameters.values())
     optimizer.zero_grad()
     cost.backward()
     optimizer.step()
@@ -278,7 +288,7 @@ def _compiled_train_step(step: Compiled, optimizer: SGD, loss: str) -> Tensor:
     """One epoch through the compiled step: the update comes after the cost is checked."""
     optimizer.zero_grad()
     cost = step()
-    _check_cost(cost, loss)
+    _check_cost(cost, loss, optimizer.parameters)
     step.sgd(optimizer.lr)
     return cost
 
@@ -303,6 +313,8 @@ def train(
     compiled (`compile`) unless `compiled=False`; the costs and parameters are the same bits."""
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {LOSSES}, got {loss!r}")
+    if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 0:
+        raise ValueError(f"epochs must be 0 or a positive whole number, got {epochs!r}")
     dtype = parameters["W1"].dtype
     X, Y = as_tensor(X, dtype, "X"), as_tensor(Y, dtype, "Y")
     optimizer = SGD(parameters, learning_rate)

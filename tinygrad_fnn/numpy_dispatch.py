@@ -234,7 +234,9 @@ _SIGNATURES = {f: inspect.signature(impl) for f, impl in FUNCTIONS.items()}
 
 def array_function(func: Callable[..., Any], args: tuple, kwargs: dict[str, Any]) -> Any:
     """`Tensor.__array_function__`: the engine's version of `func`, or a clear refusal."""
-    name = f"np.{func.__name__}"
+    module = getattr(func, "__module__", None) or "numpy"  # np.linalg.norm, not np.norm
+    where = "np" + module[len("numpy") :] if module.startswith("numpy") else module
+    name = f"{where}.{func.__name__}"
     impl = FUNCTIONS.get(func)
     if impl is None:
         problem = f"{name} is not one of the NumPy functions the engine differentiates"
