@@ -3,6 +3,7 @@
 Run: python benchmarks/bench_graph.py
 """
 
+import argparse
 import statistics
 import time
 
@@ -19,6 +20,7 @@ def chain(ops: int) -> Tensor:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__).parse_args()  # --help, and no stray arguments
     print("| nodes in the picture | forward graph to DOT | backward graph to DOT |")
     print("|--:|--:|--:|")
     for ops in (500, 2500, 5000, 10000):

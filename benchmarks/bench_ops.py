@@ -7,6 +7,7 @@ Run: python benchmarks/bench_ops.py
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import timeit
 
@@ -86,6 +87,7 @@ def measure(run, number=2000, repeat=15) -> float:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__).parse_args()  # --help, and no stray arguments
     try:
         import torch  # noqa: F401
 

@@ -589,3 +589,17 @@ def test_a_numpy_function_the_engine_lacks_is_named_with_its_module(func, args, 
     t = Tensor(np.arange(4.0).reshape(2, 2) + 1.0, requires_grad=True)
     with pytest.raises(TypeError, match=rf"^{re.escape(name)}\.?\w* is not one of the NumPy"):
         func(t, *args)
+
+
+@pytest.mark.parametrize("script", ["bench_step.py", "bench_ops.py", "bench_graph.py"])
+def test_every_benchmark_answers_help_without_running(script):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    path = Path(__file__).parent.parent / "benchmarks" / script
+    done = subprocess.run([sys.executable, str(path), "--help"], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stdout.startswith("usage: ")
+    assert "|" not in done.stdout  # no table: nothing was measured
+    wrong = subprocess.run([sys.executable, str(path), "--bogus"], capture_output=True, text=True)
+    assert wrong.returncode == 2 and "unrecognized arguments: --bogus" in wrong.stderr
