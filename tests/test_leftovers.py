@@ -603,3 +603,24 @@ def test_every_benchmark_answers_help_without_running(script):
     assert "|" not in done.stdout  # no table: nothing was measured
     wrong = subprocess.run([sys.executable, str(path), "--bogus"], capture_output=True, text=True)
     assert wrong.returncode == 2 and "unrecognized arguments: --bogus" in wrong.stderr
+
+
+@pytest.mark.parametrize("bad", [np.array([10.0, 10.0]), [1.0, 2.0], 3.0])
+def test_a_grad_that_is_not_a_tensor_is_named_wherever_it_is_read(bad):
+    """PyTorch refuses `x.grad = array` at the assignment; here the slot is plain, so each reader
+    (backward, fnn.SGD, a compiled step's update) says what is wrong instead of a raw error."""
+    x = Tensor(np.array([1.0, 2.0]), requires_grad=True, name="x")
+    x.grad = bad
+    with pytest.raises(TypeError, match=r"backward: \.grad of x \(2,\) is a \w+, not a Tensor"):
+        (x * x).sum().backward()
+    with pytest.raises(TypeError, match=r"sgd: \.grad of x \(2,\) is a \w+, not a Tensor"):
+        fnn.SGD([x], 0.1).step()
+    assert np.array_equal(x.data, [1.0, 2.0])  # nothing was updated
+    step = compile(lambda: (x * x).sum())
+    with pytest.raises(TypeError, match=r"compile: \.grad of x \(2,\) is a \w+, not a Tensor"):
+        step()
+    x.grad = None
+    step()
+    x.grad = bad
+    with pytest.raises(TypeError, match=r"sgd: \.grad of x \(2,\) is a \w+, not a Tensor"):
+        step.sgd(0.1)

@@ -2011,8 +2011,9 @@ class Compiled:
             params = self._eager_params or [p for st in program.stores for p in st.params]
             with engine.no_grad():  # as fnn.SGD: from whatever `.grad` holds now
                 for p in params:
-                    if p.grad is not None:
-                        p.data -= lr * p.grad.data
+                    g = engine.grad_of(p, "sgd")
+                    if g is not None:
+                        p.data -= lr * g.data
 
     def _eager(self, args: tuple, kwargs: dict) -> Tensor:
         """Under detect_anomaly: the plain function and backward, so an anomaly is named."""
@@ -2036,11 +2037,7 @@ class Compiled:
                         f"compile: {_describe(t)} reached by {self._name} is the result of a "
                         "recorded operation, not a leaf; pass .detach() of it, or a parameter"
                     )
-                if t.grad is not None and type(t.grad) is not Tensor:
-                    raise TypeError(  # as PyTorch: eager would add to it, the program freeze it
-                        f"compile: .grad of {_describe(t)} is a {type(t.grad).__name__}, not a "
-                        "Tensor; set it to a Tensor of its shape and dtype, or to None"
-                    )
+                engine.grad_of(t, "compile")
                 params.setdefault(id(t), t)
         groups: dict[np.dtype, list[Tensor]] = {}
         for p in params.values():

@@ -1305,7 +1305,7 @@ def _deliver(
     given.add(id(array))
     if wanted is None:
         with _adding:  # several threads may back-propagate into one shared leaf
-            held = t.grad
+            held = grad_of(t, "backward")
             if held is not None and held.shape != g.shape:
                 raise ShapeError(
                     f"backward: {_describe(t)} already holds a gradient of shape "
@@ -1321,6 +1321,18 @@ def _deliver(
     elif t in wanted:
         previous = wanted[t]
         wanted[t] = g if previous is None else _plus(previous, g)
+
+
+def grad_of(t: Tensor, caller: str) -> Tensor | None:
+    """`t.grad`, refusing what is not a Tensor (an array set by hand), which PyTorch refuses at
+    the assignment already."""
+    held = t.grad
+    if held is not None and type(held) is not Tensor:
+        raise TypeError(
+            f"{caller}: .grad of {_describe(t)} is a {type(held).__name__}, not a Tensor; set it "
+            "to a Tensor of its shape and dtype, or to None"
+        )
+    return held
 
 
 def _plus(held: Tensor, g: Tensor) -> Tensor:

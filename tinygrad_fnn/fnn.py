@@ -23,7 +23,7 @@ import numpy as np
 
 from tinygrad_fnn import datasets, manual
 from tinygrad_fnn.compile import Compiled, compile
-from tinygrad_fnn.engine import Tensor, as_array, no_grad
+from tinygrad_fnn.engine import Tensor, as_array, grad_of, no_grad
 from tinygrad_fnn.losses import (
     binary_cross_entropy,
     binary_cross_entropy_with_logits,
@@ -222,9 +222,10 @@ class SGD:
 
     def step(self) -> None:
         for p in self.parameters:
-            if p.grad is not None:
+            g = grad_of(p, "sgd")
+            if g is not None:
                 data = p.data
-                data -= self.lr * p.grad.data
+                data -= self.lr * g.data
 
     def zero_grad(self) -> None:
         for p in self.parameters:
