@@ -13,7 +13,7 @@ from test_page import Page, chrome  # noqa: F401 (a fixture)
 
 from tinygrad_fnn import Tensor, render
 from tinygrad_fnn.cli import main
-from tinygrad_fnn.graph import collect, draw_backward, draw_graph
+from tinygrad_fnn.graph import PALETTE, collect, draw_backward, draw_graph
 from tinygrad_fnn.pictures import pictures, tutorial_graphs
 from tinygrad_fnn.render import to_svg
 from tinygrad_fnn.stepper import write_stepper
@@ -116,6 +116,34 @@ def test_the_backward_picture_draws_exactly_the_gradients_backward_computes(seed
     out.backward()
     computed = {leaf.name for leaf in leaves if leaf.grad is not None}
     assert drawn == computed
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_the_forward_picture_colours_the_leaves_backward_gives_a_gradient(seed):
+    """The forward picture, like the backward one, draws a leaf as a parameter when the recorded
+    graph gives it a gradient, whatever requires_grad says after the forward pass."""
+    rng = np.random.default_rng(seed)
+    leaves = [
+        Tensor(rng.uniform(0.5, 1.5, (2, 3)), requires_grad=bool(rng.integers(2)), name=f"p{i}")
+        for i in range(5)
+    ]
+    leaves[0].requires_grad = True
+    out = leaves[0]
+    for leaf in leaves[1:]:
+        out = out * leaf if rng.integers(2) else out + leaf.exp()
+    out = out.sum()
+    for leaf in leaves:
+        if rng.uniform() < 0.5:
+            leaf.requires_grad = not leaf.requires_grad
+    source = draw_graph(out).source
+    parameter = PALETTE["parameter"]
+    drawn = {
+        leaf.name
+        for leaf in leaves
+        if any(f'"{leaf.name}' in line and parameter in line for line in source.splitlines())
+    }
+    out.backward()
+    assert drawn == {leaf.name for leaf in leaves if leaf.grad is not None}
 
 
 def test_the_backward_picture_of_a_constant_is_an_error():

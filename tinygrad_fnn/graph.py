@@ -103,11 +103,24 @@ def collect(root: Tensor) -> list[Tensor]:
     return tensors
 
 
-def kind(t: Tensor) -> str:
-    """parameter (a leaf that requires grad), intermediate (recorded), or constant/input."""
+def kind(t: Tensor, learned: set[int] | None = None) -> str:
+    """parameter (a leaf that requires grad), intermediate (recorded), or constant/input.
+    `learned`, the ids of the leaves the recorded graph gives a gradient (`_learned`), decides
+    for a leaf in a graph: what was recorded, whatever `requires_grad` says now."""
     if t.grad_fn is not None:
         return "intermediate"
-    return "parameter" if t.requires_grad else "constant"
+    needs = t.requires_grad if learned is None else id(t) in learned
+    return "parameter" if needs else "constant"
+
+
+def _learned(order: list[Function]) -> set[int]:
+    """The ids of the leaves that `order`'s operations recorded as needing a gradient."""
+    return {
+        id(p)
+        for fn in order
+        for p, needed in zip(fn.parents, fn.needs_grad)
+        if needed and p.grad_fn is None
+    }
 
 
 def name_of(t: Tensor) -> str:
@@ -188,9 +201,11 @@ def draw_graph(
     """
     g = _new_graph("forward", rankdir, title)
     tensors = collect(root)
+    order = _outputs(root)[0]
+    learned = _learned(order) if order else None
     ids = {id(t): f"t{i}" for i, t in enumerate(tensors)}
     for i, t in enumerate(tensors):
-        style = dict(STYLE[kind(t)])
+        style = dict(STYLE[kind(t, learned)])
         if t is root:
             style["peripheries"] = "2"
         g.node(ids[id(t)], _tensor_label(t, show_values, show_grad), id=ids[id(t)], **style)
