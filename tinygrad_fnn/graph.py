@@ -90,7 +90,10 @@ def _check_tensor(root: object) -> None:
 def collect(root: Tensor) -> list[Tensor]:
     """Every tensor that led to `root`, each after the tensors it was computed from."""
     _check_tensor(root)
-    order, output = _outputs(root)
+    return _tensors(root, *_outputs(root))
+
+
+def _tensors(root: Tensor, order: list[Function], output: dict[Function, Tensor]) -> list[Tensor]:
     if not order:
         return [root]
     tensors: list[Tensor] = []
@@ -199,9 +202,10 @@ def draw_graph(
     (left to right) or "TB" (top to bottom); `title` is plain text. Node ids follow the graph,
     not memory addresses, so the same graph always gives the same DOT source.
     """
+    _check_tensor(root)
     g = _new_graph("forward", rankdir, title)
-    tensors = collect(root)
-    order = _outputs(root)[0]
+    order, output = _outputs(root)
+    tensors = _tensors(root, order, output)
     learned = _learned(order) if order else None
     ids = {id(t): f"t{i}" for i, t in enumerate(tensors)}
     for i, t in enumerate(tensors):
