@@ -89,7 +89,7 @@ class Div(Function):
         return g / b
 
     def db(self, g, z, a, b):
-        return -g * a / (b * b)
+        return -g * (a / b) / b  # not a / (b·b): b·b underflows where a / b / b does not
 
 
 class Neg(Function):
@@ -116,9 +116,10 @@ class PowConst(Function):
     def da(self, g, z, a):
         return g * self.slope(a)
 
-    def slope(self, a: Tensor) -> Tensor:
-        """c·a^(c − 1); for c = 0 the constant 1 has slope 0 (not 0·a^−1, which is nan at 0)."""
-        return a * 0.0 if self.c == 0 else self.c * a ** (self.c - 1)
+    def slope(self, a: Tensor) -> Tensor | float:
+        """c·a^(c − 1); for c = 0 the constant 1 has slope 0 everywhere, as in PyTorch (not
+        0·a^−1, nan at 0, nor 0·a, nan at ±inf)."""
+        return 0.0 if self.c == 0 else self.c * a ** (self.c - 1)
 
 
 class Pow(Function):
