@@ -123,8 +123,9 @@ class PowConst(Function):
 
 
 class Pow(Function):
-    """z = a ** b for a tensor b. As in PyTorch, where b is 0 the slope in a is 0, and where a is
-    0 (and b ≥ 0) the slope in b is 0; elsewhere the rule for b needs a > 0 (log a)."""
+    """z = a ** b for a tensor b. As in PyTorch, where b is 0 the gradient of a is 0 whatever g
+    is (g inside `where`: g·0 would be nan for the infinite g a second derivative can bring), and
+    where a is 0 (and b ≥ 0) the slope in b is 0; elsewhere the rule for b needs a > 0 (log a)."""
 
     op = "pow"
 
@@ -132,7 +133,7 @@ class Pow(Function):
         return a**b
 
     def da(self, g, z, a, b):
-        return g * where(b == 0, 0.0, b * a ** (b - 1))
+        return where(b == 0, 0.0, g * b * a ** (b - 1))
 
     def db(self, g, z, a, b):
         return g * where((a == 0) * (b >= 0), 0.0, z * log(a))
