@@ -25,9 +25,9 @@ import numpy as np
 import pytest
 from torch_oracle import needs_torch, torch
 
-from tinygrad_fnn import Tensor, binary_cross_entropy_with_logits, grad
-from tinygrad_fnn.engine import ShapeError, where
-from tinygrad_fnn.losses import softmax_cross_entropy_with_logits
+from tinygrad_fnn import Tensor, binary_cross_entropy, binary_cross_entropy_with_logits, grad
+from tinygrad_fnn.engine import ShapeError, concatenate, where
+from tinygrad_fnn.losses import cross_entropy, softmax_cross_entropy_with_logits
 
 F = torch.nn.functional
 inf, nan = math.inf, math.nan
@@ -1046,6 +1046,117 @@ CASES = [
         [[0, inf, nan]],
         [[3, inf, inf]],
         differs={"second": "∂/∂x₀ of the sum of gradients is x₁ + x₂ = 3 (PyTorch: nan)"},
+    ),
+    # ----- nan passes through the smooth functions and their slopes
+    elementwise(
+        "nan through exp, log, sqrt, tanh, erf, softplus, mish, gelu",
+        lambda a: (
+            a.exp() + a.log() + a.sqrt() + a.tanh() + a.erf() + a.softplus() + a.mish() + a.gelu()
+        ),
+        lambda a: (
+            a.exp()
+            + a.log()
+            + a.sqrt()
+            + a.tanh()
+            + a.erf()
+            + F.softplus(a)
+            + F.mish(a)
+            + F.gelu(a)
+        ),
+        [nan],
+        [nan],
+        [nan],
+    ),
+    elementwise(
+        "leaky_relu and hardswish at nan: the slope of the branch the comparisons pick",
+        lambda a: a.leaky_relu(0.2) + a.hardswish(),
+        lambda a: F.leaky_relu(a, 0.2) + F.hardswish(a),
+        [nan],
+        [nan],
+        [1.2],
+    ),
+    # ----- sums and differences of infinities, and the operations that only move values
+    Case(
+        "inf − inf and inf + -inf",
+        lambda a, b: (a - b) + (a + -b),
+        lambda a, b: (a - b) + (a + -b),
+        [[inf, -inf], [inf, -inf]],
+        [nan, nan],
+        [[2, 2], [-2, -2]],
+        [[0, 0], [0, 0]],
+    ),
+    Case(
+        "moving ±inf and nan: transpose, reshape, broadcast, index, pad, join",
+        lambda a: concatenate(
+            [a.T.reshape(4), a[[0, 0], 1], a.broadcast_to((2, 2, 2)).sum(0).ravel(), a.pad(1)[0]]
+        ),
+        lambda a: torch.cat(
+            [
+                a.T.reshape(4),
+                a[[0, 0], 1],
+                a.expand(2, 2, 2).sum(0).ravel(),
+                F.pad(a, (1, 1, 1, 1))[0],
+            ]
+        ),
+        [[[inf, nan], [-inf, -0.0]]],
+        [inf, -inf, nan, 0, nan, nan, inf, nan, -inf, 0, 0, 0, 0, 0],
+        [[[3, 5], [3, 3]]],
+        [[[0, 0], [0, 0]]],
+    ),
+    Case(
+        "moving nothing: empty transpose, slice, pad, join",
+        lambda a: concatenate([a.T.ravel(), a[1:1].ravel(), a.pad(1).ravel()]),
+        lambda a: torch.cat([a.T.ravel(), a[1:1].ravel(), F.pad(a, (1, 1, 1, 1)).ravel()]),
+        [np.zeros((0, 3))],
+        np.zeros(10),
+        [np.zeros((0, 3))],
+    ),
+    Case(
+        "detach: its inf is a constant",
+        lambda a: a.detach() * a,
+        lambda a: a.detach() * a,
+        [[inf, 0.0]],
+        [inf, 0],
+        [[inf, 0]],
+        [[0, 0]],
+    ),
+    # ----- the composed textbook costs at probabilities of exactly 0 and 1
+    Case(
+        "binary_cross_entropy at p = 0 and 1, right labels: 0·log 0",
+        binary_cross_entropy,
+        F.binary_cross_entropy,
+        [[0.0, 1.0], [0.0, 1.0]],
+        nan,
+        [[nan, nan], [inf, -inf]],
+        [[nan, nan], [-inf, -inf]],
+        differs={
+            "value": "the textbook formula composed: 0·log 0 = nan, and log(0) = -inf; PyTorch "
+            "clamps log at -100 (0 here, 100 for wrong labels)",
+            "grads": "PyTorch clamps p·(1 − p) at 1e-12 (0 here)",
+            "second": "(PyTorch: the clamps' -5e11)",
+        },
+    ),
+    Case(
+        "binary_cross_entropy at p = 0 and 1, wrong labels",
+        binary_cross_entropy,
+        F.binary_cross_entropy,
+        [[0.0, 1.0], [1.0, 0.0]],
+        inf,
+        [[-inf, inf], [inf, -inf]],
+        [[nan, nan], [-inf, -inf]],
+        differs={
+            "value": "log(0) = -inf: the cost is inf (PyTorch: 100, log clamped at -100)",
+            "grads": "(PyTorch: ±5e11 from the clamp at 1e-12)",
+            "second": "(PyTorch: the clamps' -5e11)",
+        },
+    ),
+    Case(
+        "cross_entropy at a probability of 0",
+        cross_entropy,
+        lambda p, y: -(y * p.log()).sum() / p.shape[1],
+        [[[0.0], [1.0]], [[0.0], [1.0]]],
+        nan,
+        [[[nan], [-1.0]], [[inf], [-0.0]]],
     ),
     # ----- where: the branch not taken still gets a gradient of 0, and 0 / 0 is nan
     elementwise(
