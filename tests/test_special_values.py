@@ -761,12 +761,12 @@ CASES = [
         [[0, 0, 1 / 3], [-800 / 3, 800 / 3, -inf]],
     ),
     Case(
-        "bce_with_logits at -inf with label 1: 0·(-inf)",
+        "bce_with_logits at -inf with label 1 or 0: 0·(-inf), -inf + inf",
         binary_cross_entropy_with_logits,
         F.binary_cross_entropy_with_logits,
-        [[-inf], [1.0]],
+        [[-inf, -inf], [1.0, 0.0]],
         nan,
-        [[-1.0], [inf]],
+        [[-0.5, 0.0], [inf, inf]],
     ),
     Case(
         "bce_with_logits at +inf with label 0",
