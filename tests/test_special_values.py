@@ -493,6 +493,15 @@ CASES = [
         [[1 / 3e-162, 1e160, 1e170], [-(1e-200 / 3e-162) / 3e-162, -1e120, -inf]],
     ),
     Case(
+        "float32: a / b with b below 1e-19 (b·b is subnormal, 1e-42)",
+        lambda a, b: a / b,
+        lambda a, b: a / b,
+        [[1e-30], [1e-21]],
+        [1e-9],
+        [[1e21], [-1e12]],
+        dtype=np.float32,
+    ),
+    Case(
         "a / b at infinities",
         lambda a, b: a / b,
         lambda a, b: a / b,
