@@ -89,7 +89,7 @@ class Div(Function):
         return g / b
 
     def db(self, g, z, a, b):
-        return -g * a / (b * b)
+        return -g * (a / b) / b  # not a / (b·b): b·b underflows where a / b / b does not
 
 
 class Neg(Function):
@@ -116,14 +116,16 @@ class PowConst(Function):
     def da(self, g, z, a):
         return g * self.slope(a)
 
-    def slope(self, a: Tensor) -> Tensor:
-        """c·a^(c − 1); for c = 0 the constant 1 has slope 0 (not 0·a^−1, which is nan at 0)."""
-        return a * 0.0 if self.c == 0 else self.c * a ** (self.c - 1)
+    def slope(self, a: Tensor) -> Tensor | float:
+        """c·a^(c − 1); for c = 0 the constant 1 has slope 0 everywhere, as in PyTorch (not
+        0·a^−1, nan at 0, nor 0·a, nan at ±inf)."""
+        return 0.0 if self.c == 0 else self.c * a ** (self.c - 1)
 
 
 class Pow(Function):
-    """z = a ** b for a tensor b. As in PyTorch, where b is 0 the slope in a is 0, and where a is
-    0 (and b ≥ 0) the slope in b is 0; elsewhere the rule for b needs a > 0 (log a)."""
+    """z = a ** b for a tensor b. As in PyTorch, where b is 0 the gradient of a is 0 whatever g
+    is (g inside `where`: g·0 would be nan for the infinite g a second derivative can bring), and
+    where a is 0 (and b ≥ 0) the slope in b is 0; elsewhere the rule for b needs a > 0 (log a)."""
 
     op = "pow"
 
@@ -131,7 +133,7 @@ class Pow(Function):
         return a**b
 
     def da(self, g, z, a, b):
-        return g * where(b == 0, 0.0, b * a ** (b - 1))
+        return where(b == 0, 0.0, g * b * a ** (b - 1))
 
     def db(self, g, z, a, b):
         return g * where((a == 0) * (b >= 0), 0.0, z * log(a))
