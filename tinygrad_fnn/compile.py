@@ -492,11 +492,9 @@ def _bce(fn: Function, a: list[str], o: str, h: Any) -> list[str]:
     x, y = a
     t1, t2 = h.tmp(), h.tmp()
     return [
-        f"subtract({h.k(1)}, {y}, out={t1})",
-        f"multiply({t1}, {x}, out={t1})",
-        f"negative({x}, out={t2})",
-        f"maximum({t2}, {h.k(0)}, out={t2})",
-        f"add({t1}, {t2}, out={t1})",
+        f"maximum({x}, {h.k(0)}, out={t1})",
+        f"multiply({x}, {y}, out={t2})",
+        f"subtract({t1}, {t2}, out={t1})",
         # -|x| in one call: copysign sets the sign bit as negative(absolute(x)) does, for every
         # value (±0, ±inf and nan included)
         f"copysign({x}, {h.k(-1)}, out={t2})",
@@ -562,7 +560,7 @@ _TABLE: dict[type, tuple[str, Callable[..., list[str]], bool, int]] = {
     ops.Equal: ("return a == b", _binary("equal"), True, 0),
     ops.NotEqual: ("return a != b", _binary("not_equal"), True, 0),
     losses.BCEWithLogits: (
-        "loss = (1 - y) * a + np.maximum(-a, 0) + np.log1p(np.exp(-np.abs(a))) "
+        "loss = np.maximum(a, 0) - a * y + np.log1p(np.exp(-np.abs(a))) "
         "return np.asarray(np.add.reduce(loss, axis=None) / loss.size, dtype=a.dtype)",
         _bce,
         False,

@@ -50,15 +50,13 @@ def binary_cross_entropy_with_logits(logits: Tensor, targets: Any) -> Tensor:
 
 
 class BCEWithLogits(Function):
-    """mean((1 − y)·a + log(1 + exp(−a))): the cross-entropy of sigmoid(a) against y, with
-    log(1 + exp(−a)) as max(−a, 0) + log(1 + exp(−|a|)), which never forms log(0) nor overflows.
-    For labels 0 and 1 it is max(a, 0) − a·y + …, bit for bit; unlike that form, a logit of +inf
-    with label 0 costs inf (not inf − inf), as in PyTorch."""
+    """mean(max(a, 0) − a·y + log(1 + exp(−|a|))): the cross-entropy of sigmoid(a) against y,
+    without ever forming log(0)."""
 
     op = "binary_cross_entropy_with_logits"
 
     def forward(self, a, y):
-        loss = (1 - y) * a + np.maximum(-a, 0) + np.log1p(np.exp(-np.abs(a)))
+        loss = np.maximum(a, 0) - a * y + np.log1p(np.exp(-np.abs(a)))
         return np.asarray(np.add.reduce(loss, axis=None) / loss.size, dtype=a.dtype)
 
     def da(self, g, z, a, y):
