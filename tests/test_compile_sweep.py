@@ -197,6 +197,7 @@ def test_a_kept_gradient_array_is_never_overwritten(keep):
     assert w.grad.data.__array_interface__["data"][0] == address
 
 
+@pytest.mark.filterwarnings("ignore:Setting the shape:DeprecationWarning")  # NumPy 2.5: on purpose
 def test_in_place_layout_changes_of_captured_data_retrace():
     """`w.data.shape = (8,)` keeps the array object a parameter's `.data` is: the fast path
     found the identity unchanged and replayed the (2, 4) program (a (2, 4) gradient where eager
