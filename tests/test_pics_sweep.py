@@ -94,10 +94,9 @@ def test_the_page_hides_exactly_the_lines_not_yet_computed(name, tmp_path):
 # ----- the backward picture is what backward does
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_the_backward_picture_draws_exactly_the_gradients_backward_computes(seed):
-    """Flipping requires_grad after the forward pass changes nothing backward does (it follows
-    what was recorded): the picture follows the recording too, never the flag as it is now."""
+def _flipped_after_recording(seed: int) -> tuple[list[Tensor], Tensor]:
+    """Five named leaves, some requiring grad, in a random product and sum; then about half of
+    them have requires_grad flipped, after the forward pass was recorded."""
     rng = np.random.default_rng(seed)
     leaves = [
         Tensor(rng.uniform(0.5, 1.5, (2, 3)), requires_grad=bool(rng.integers(2)), name=f"p{i}")
@@ -111,6 +110,14 @@ def test_the_backward_picture_draws_exactly_the_gradients_backward_computes(seed
     for leaf in leaves:
         if rng.uniform() < 0.5:
             leaf.requires_grad = not leaf.requires_grad
+    return leaves, out
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_backward_picture_draws_exactly_the_gradients_backward_computes(seed):
+    """Flipping requires_grad after the forward pass changes nothing backward does (it follows
+    what was recorded): the picture follows the recording too, never the flag as it is now."""
+    leaves, out = _flipped_after_recording(seed)
     nodes, _ = nodes_and_edges(draw_backward(out))
     drawn = {line[0].split("/∂")[1].split(" ")[0] for line in nodes.values() if "/∂p" in line[0]}
     out.backward()
@@ -122,19 +129,7 @@ def test_the_backward_picture_draws_exactly_the_gradients_backward_computes(seed
 def test_the_forward_picture_colours_the_leaves_backward_gives_a_gradient(seed):
     """The forward picture, like the backward one, draws a leaf as a parameter when the recorded
     graph gives it a gradient, whatever requires_grad says after the forward pass."""
-    rng = np.random.default_rng(seed)
-    leaves = [
-        Tensor(rng.uniform(0.5, 1.5, (2, 3)), requires_grad=bool(rng.integers(2)), name=f"p{i}")
-        for i in range(5)
-    ]
-    leaves[0].requires_grad = True
-    out = leaves[0]
-    for leaf in leaves[1:]:
-        out = out * leaf if rng.integers(2) else out + leaf.exp()
-    out = out.sum()
-    for leaf in leaves:
-        if rng.uniform() < 0.5:
-            leaf.requires_grad = not leaf.requires_grad
+    leaves, out = _flipped_after_recording(seed)
     source = draw_graph(out).source
     parameter = PALETTE["parameter"]
     drawn = {
