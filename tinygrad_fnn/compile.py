@@ -24,7 +24,9 @@ refused, as PyTorch does), and the grad mode. Under `detect_anomaly()` the step 
 that an anomaly names its operation. A call like the last one does not build the key: one
 generated function (`_FastPath`) holds a guard that reads the same things and compares each with
 what it was (under a microsecond), the program's lines, the handing over of the gradients and,
-with `compile(fn, lr=...)`, the update; anything else takes the general path.
+with `compile(fn, lr=...)`, the update; anything else takes the general path. A program's
+first replay is held to the plain function run once more (`Compiled._again`): a function that
+reads what no key can see (random draws, the clock) gives another cost there, and is refused.
 
 What the program reads each call, and what it freezes:
 - Tensors passed as arguments, or captured through the names the function uses (its closure
